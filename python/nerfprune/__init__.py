@@ -1,0 +1,1 @@
+"""nerfprune: train NeRFs, prune them the Lottery-Ticket way, render them faster."""

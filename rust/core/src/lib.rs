@@ -1,0 +1,10 @@
+//! nerfprune-core: the pure-Rust half of nerfprune.
+//!
+//! No pyo3 here: everything is plain Rust over slices, covered by `cargo test`.
+//! The binding crate (`rust/py`) converts numpy arrays to slices and maps
+//! [`CoreError`] to Python exceptions.
+
+pub mod checksum;
+pub mod error;
+
+pub use error::{CoreError, CoreResult};

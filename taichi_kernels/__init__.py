@@ -1,0 +1,1 @@
+"""Taichi kernels for nerfprune's rendering math (placeholder until the kernels land)."""
