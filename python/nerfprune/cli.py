@@ -1,0 +1,277 @@
+"""`nerfprune` command line: a thin layer over `nerfprune.api`.
+
+Every subcommand prints where its outputs went. Bad flags, missing paths and
+bad input data give one line on stderr and exit code 2 — no stack trace
+(set NERFPRUNE_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_NOT_BUILT = 3
+EXIT_INTERRUPTED = 130
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as a single line (and exit code 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and Taichi (0: all cores)")
+    p.add_argument("--ti-arch", default=None, choices=["auto", "cpu", "cuda", "vulkan", "metal"],
+                   help="Taichi backend (default: $NERFPRUNE_TI_ARCH or auto = GPU if present, else CPU)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+
+
+def _scene_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scene", default="builtin",
+                   help="scene folder or file (Blender, instant-ngp/nerfstudio, LLFF, npz), or 'builtin' (default)")
+    p.add_argument("--factor", type=int, default=1, help="downscale the scene's images by this integer factor")
+    p.add_argument("--background", default="white", choices=["white", "black", "random"],
+                   help="colour composited behind transparent pixels")
+
+
+def _render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-coarse", type=int, default=None, help="stratified samples per ray (coarse network)")
+    p.add_argument("--n-fine", type=int, default=None, help="importance samples per ray (fine network; 0: none)")
+    p.add_argument("--backend", choices=["taichi", "torch"], default=None,
+                   help="rendering math: Taichi kernels (default) or the pure-torch references")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="nerfprune", description="Train NeRFs, prune them the Lottery-Ticket way, render them faster.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a NeRF on a scene", description="Train a NeRF (coarse + fine) on a scene's train split.")
+    _scene_args(p)
+    p.add_argument("--out", default="outputs/train", help="output folder (checkpoint, log.jsonl, config.json); an existing checkpoint there is resumed")
+    p.add_argument("--iterations", type=int, default=2000, help="training iterations in total")
+    p.add_argument("--batch-size", type=int, default=1024, help="rays per iteration")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (decays x0.1 over the run)")
+    p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), nerf (8x256), tiny")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, ray batches and sample jitter")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every N iterations")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
+    _render_args(p)
+    _common(p)
+
+    p = sub.add_parser("render", help="render views of a trained model", description="Render a split of the scene or a generated camera path.")
+    p.add_argument("--model", required=True, help="training output folder or checkpoint file")
+    _scene_args(p)
+    p.add_argument("--split", default="test", help="scene split to render (ignored with --path)")
+    p.add_argument("--path", choices=["orbit", "spiral"], default=None, help="render a generated camera path instead of a split")
+    p.add_argument("--frames", type=int, default=40, help="frames of the generated path")
+    p.add_argument("--video", default=None, help="also write the frames as this video file name (.mp4 or .gif)")
+    p.add_argument("--out", default="outputs/render", help="output folder")
+    _render_args(p)
+    _common(p)
+
+    p = sub.add_parser("eval", help="evaluate a trained model (PSNR, SSIM, L2, render time)",
+                       description="PSNR, SSIM and L2 per view (mean and median) and render time (median of repeats).")
+    p.add_argument("--model", required=True, help="training output folder or checkpoint file")
+    _scene_args(p)
+    p.add_argument("--split", default="test", help="split to evaluate (test falls back to val when absent)")
+    p.add_argument("--max-views", type=int, default=0, help="evaluate at most N views (0: all)")
+    p.add_argument("--repeats", type=int, default=5, help="timed renders after one warm-up")
+    p.add_argument("--out", default="outputs/eval", help="output folder (metrics.json, comparison images)")
+    _render_args(p)
+    _common(p)
+
+    p = sub.add_parser("prune", help="lottery-ticket pruning of a trained model", description="Lottery-ticket pruning rounds with re-training.")
+    p.add_argument("--model", required=True, help="training output folder or checkpoint file")
+    _scene_args(p)
+    p.add_argument("--sparsity", type=float, default=0.95, help="target fraction of pruned weights")
+    p.add_argument("--out", default="outputs/prune", help="output folder")
+    _common(p)
+
+    p = sub.add_parser("study", help="reproduce the 2022 'Pruning NeRFs' table", description="Dense vs pruned grid, report and plots.")
+    _scene_args(p)
+    p.add_argument("--scale", type=float, default=1.0, help="shrink iterations and resolution (e.g. 0.05 for a quick look)")
+    p.add_argument("--out", default="outputs/study", help="output folder")
+    _common(p)
+
+    p = sub.add_parser("demo", help="the main job on the built-in scene (train, render, evaluate)",
+                       description="Generate the built-in scene, train the small network briefly, render test views and an orbit, evaluate.")
+    p.add_argument("--out", default="outputs/demo", help="output folder")
+    p.add_argument("--iterations", type=int, default=None, help="override the demo's training iterations")
+    _common(p)
+    return parser
+
+
+def _setup(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads < 0:
+        raise _usage(args, "--threads must be >= 0")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["TI_CPU_MAX_NUM_THREADS"] = str(args.threads)
+    if args.ti_arch:
+        from taichi_kernels.runtime import set_arch
+
+        set_arch(args.ti_arch)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(args: argparse.Namespace, message: str) -> _UsageError:
+    return _UsageError(f"nerfprune {args.command}: error: {message}")
+
+
+def _scene(args: argparse.Namespace):
+    from nerfprune.api import load_scene
+
+    if args.scene != "builtin" and not Path(args.scene).exists():
+        raise _usage(args, f"--scene {args.scene}: no such file or folder")
+    options = {}
+    if args.factor != 1:
+        options["factor"] = args.factor
+    if args.background != "white":
+        options["background"] = args.background
+    return load_scene(args.scene, **options)
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    path = Path(args.model)
+    if not path.exists():
+        raise _usage(args, f"--model {args.model}: no such file or folder")
+    return path
+
+
+def _apply_render_flags(cfg, args: argparse.Namespace):
+    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(cfg, attr, value)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nerfprune import api
+    from nerfprune.field import NerfModelConfig
+    from nerfprune.train import TrainConfig
+
+    cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      checkpoint_every=args.checkpoint_every, model=NerfModelConfig(preset=args.preset))
+    _apply_render_flags(cfg.render, args)
+    cfg.validate()
+    scene = _scene(args)
+    api.train(scene, cfg, out_dir=args.out, resume=not args.no_resume, progress=sys.stderr.isatty())
+    print(f"trained {cfg.iterations} iterations on {scene.source}: checkpoint {Path(args.out) / 'checkpoint.safetensors'}, "
+          f"log {Path(args.out) / 'log.jsonl'}")
+    return 0
+
+
+def _loaded_model(args: argparse.Namespace):
+    from nerfprune.train import load_model
+
+    model, cfg, _ = load_model(_model_path(args))
+    model.train_config = cfg
+    _apply_render_flags(cfg.render, args)
+    return model, cfg
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from nerfprune import api
+    from nerfprune.scene.paths import orbit_path, spiral_path
+
+    model, cfg = _loaded_model(args)
+    scene = _scene(args)
+    if args.path:
+        cams = (orbit_path if args.path == "orbit" else spiral_path)(scene.cameras, args.frames)
+        prefix = args.path
+    else:
+        cams = scene.cameras.subset(scene.split(args.split))
+        prefix = args.split
+    api.render(model, cams, cfg.render, out_dir=args.out, video=args.video, background=scene.background, prefix=prefix)
+    print(f"rendered {len(cams)} views into {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nerfprune import api
+    from nerfprune.evaluate import EvalConfig
+
+    model, cfg = _loaded_model(args)
+    result = api.evaluate(model, _scene(args), EvalConfig(split=args.split, max_views=args.max_views, timing_repeats=args.repeats),
+                          render_config=cfg.render, out_dir=args.out)
+    rt = result.get("render_time", {})
+    print(f"{result['split']}: PSNR {result['psnr']['mean']:.2f} dB (median {result['psnr']['median']:.2f}), "
+          f"SSIM {result['ssim']['mean']:.4f}, L2 {result['l2']['mean']:.5f}; "
+          f"render {rt.get('median_s', float('nan')):.3f} s/view (median of {rt.get('repeats', 0)}); metrics in {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from nerfprune import api
+
+    api.prune(_model_path(args))
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from nerfprune import api
+
+    api.study(args.scene)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nerfprune.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(out_dir=args.out)
+    if args.iterations is not None:
+        if args.iterations < 1:
+            raise _usage(args, "--iterations must be >= 1")
+        cfg.train.iterations = args.iterations
+    summary = run_demo(cfg, progress=sys.stderr.isatty())
+    print("demo finished; outputs:")
+    for key, value in summary.items():
+        print(f"  {key:22s} {value}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "prune": cmd_prune, "study": cmd_study, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from nerfprune.errors import CheckpointError, ConfigError, NotBuiltYet, SceneError
+    from nerfprune.train import TrainingInterrupted
+
+    debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
+    try:
+        _setup(args)
+        return COMMANDS[args.command](args)
+    except _UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (SceneError, ConfigError, CheckpointError, FileNotFoundError) as e:
+        if debug:
+            raise
+        print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NotBuiltYet as e:
+        print(f"nerfprune {args.command}: {e}", file=sys.stderr)
+        return EXIT_NOT_BUILT
+    except TrainingInterrupted as e:
+        print(f"nerfprune {args.command}: {e}; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The training loop: Adam on MSE(coarse) + MSE(fine), seeded, resumable, interruptible.
+
+Determinism: the model is initialised from `seed`; ray batches are a pure
+function of (seed, iteration) (`RayBatcher`); sample jitter uses a generator
+seeded from (seed, iteration). A resumed run therefore repeats exactly what an
+uninterrupted run would have done, given the same thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfprune import _native
+from nerfprune.checkpoint import Checkpoint, flatten_adam_state, load_checkpoint, restore_adam_state, save_checkpoint
+from nerfprune.config import from_dict, save_config, to_dict
+from nerfprune.errors import CheckpointError, ConfigError
+from nerfprune.field import NerfModel, NerfModelConfig
+from nerfprune.renderer import RenderConfig, math_backend, render_rays
+from nerfprune.scene.batching import RayBatcher
+from nerfprune.scene.types import Scene
+
+log = logging.getLogger(__name__)
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run."""
+
+    iterations: int = 2000  # optimisation steps in total (a resumed run continues up to this)
+    batch_size: int = 1024  # rays per step
+    lr: float = 5e-4  # Adam learning rate at step 0
+    lr_decay: float = 0.1  # learning-rate factor reached after `lr_decay_steps` (exponential decay)
+    lr_decay_steps: int = 0  # steps to reach lr * lr_decay (0: the run's `iterations`)
+    seed: int = 0  # seeds the initial weights, the ray batches and the sample jitter
+    precrop_iters: int = 0  # first iterations draw rays from the image centre only
+    precrop_frac: float = 0.5  # side of that centre crop, as a fraction of the image
+    log_every: int = 50  # write a JSONL log line every N steps
+    checkpoint_every: int = 500  # write a checkpoint every N steps (and always at the end)
+    val_views: int = 2  # validation views whose PSNR is logged at the end (0: none)
+    model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
+    render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
+
+    def validate(self) -> None:
+        if self.iterations < 0 or self.batch_size < 1:
+            raise ConfigError(f"iterations must be >= 0 and batch_size >= 1 (got {self.iterations}, {self.batch_size})")
+        if not (self.lr > 0 and 0 < self.lr_decay <= 1):
+            raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1 (got {self.lr}, {self.lr_decay})")
+        if self.log_every < 1 or self.checkpoint_every < 1:
+            raise ConfigError("log_every and checkpoint_every must be >= 1")
+        self.model.field_config()
+        self.render.validate()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; a checkpoint was saved first (`checkpoint` holds its path)."""
+
+    def __init__(self, iteration: int, checkpoint: Path):
+        super().__init__(f"interrupted at iteration {iteration}; checkpoint saved to {checkpoint}")
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+
+
+def scene_fingerprint(scene: Scene) -> str:
+    """Hex fingerprint of the scene's images (computed in Rust)."""
+    data = np.ascontiguousarray(scene.images).reshape(-1).view(np.uint8)
+    return f"{_native.fingerprint(data):016x}"
+
+
+def build_model(cfg: TrainConfig) -> NerfModel:
+    torch.manual_seed(cfg.seed)
+    return NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0)
+
+
+def camera_tensors(scene: Scene) -> dict[str, torch.Tensor | None]:
+    cams = scene.cameras
+    return {
+        "c2w": torch.from_numpy(np.ascontiguousarray(cams.c2w, dtype=np.float32)),  # [N, 3, 4]
+        "intrinsics": torch.from_numpy(np.stack([cams.fx, cams.fy, cams.cx, cams.cy], 1).astype(np.float32)),  # [N, 4]
+        "distortion": None if cams.distortion is None else torch.from_numpy(cams.distortion.astype(np.float32)),
+    }
+
+
+def psnr_from_mse(mse: float) -> float:
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+class Trainer:
+    """Runs (or resumes) one training run into `out_dir`.
+
+    `masks` (param name -> bool tensor) keeps pruned weights at exactly zero:
+    gradients are masked before and weights re-masked after every Adam step.
+    `init_state` starts from given weights (lottery-ticket rewinding) instead of `seed`.
+    """
+
+    def __init__(
+        self, scene: Scene, cfg: TrainConfig, out_dir: str | Path, *,
+        masks: dict[str, torch.Tensor] | None = None, init_state: dict[str, torch.Tensor] | None = None,
+        progress: bool = False, extra: dict | None = None, snapshots: tuple[int, ...] = (),
+    ):
+        cfg.validate()
+        self.scene, self.cfg, self.out_dir = scene, cfg, Path(out_dir)
+        self.masks = {k: v.bool() for k, v in (masks or {}).items()}
+        self.progress, self.extra = progress, dict(extra or {})
+        self.snapshots = set(snapshots)  # iterations whose weights are saved as snapshot-<it>.safetensors
+        self.model = build_model(cfg)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.names = {p: n for n, p in self.model.named_parameters()}
+        unknown = set(self.masks) - {n for n, _ in self.model.named_parameters()}
+        if unknown:
+            raise ConfigError(f"masks name unknown parameters: {', '.join(sorted(unknown))}")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
+        self.iteration = 0
+        self.fingerprint = scene_fingerprint(scene)
+        self._apply_masks()
+
+    # -- bookkeeping -------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def _apply_masks(self) -> None:
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name in self.masks:
+                    param.mul_(self.masks[name])
+
+    def save(self) -> Path:
+        save_checkpoint(self.checkpoint_path, Checkpoint(
+            iteration=self.iteration, config=to_dict(self.cfg), model=self.model.state_dict(),
+            optimizer=flatten_adam_state(self.optimizer, self.names), masks=self.masks,
+            scene_fingerprint=self.fingerprint, extra=self.extra,
+        ))
+        return self.checkpoint_path
+
+    def try_resume(self) -> bool:
+        """Load `out_dir`'s checkpoint if there is one; refuse one from other data or settings."""
+        if not self.checkpoint_path.exists():
+            return False
+        ckpt = load_checkpoint(self.checkpoint_path)
+        if ckpt.scene_fingerprint != self.fingerprint:
+            raise CheckpointError(f"{self.checkpoint_path}: was trained on different scene images; use another --out")
+        saved = from_dict(TrainConfig, ckpt.config, f"{self.checkpoint_path}: config")
+        mine = to_dict(self.cfg)
+        theirs = to_dict(saved)
+        mine.pop("iterations"), theirs.pop("iterations")
+        if mine != theirs:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise CheckpointError(f"{self.checkpoint_path}: was written with different settings ({', '.join(diff)}); use another --out")
+        self.model.load_state_dict(ckpt.model)
+        restore_adam_state(self.optimizer, self.names, ckpt.optimizer)
+        self.masks = ckpt.masks
+        self.iteration = ckpt.iteration
+        log.info("resuming %s at iteration %d", self.checkpoint_path, self.iteration)
+        return True
+
+    def _lr(self, step: int) -> float:
+        steps = self.cfg.lr_decay_steps or max(self.cfg.iterations, 1)
+        return self.cfg.lr * self.cfg.lr_decay ** (step / steps)
+
+    # -- the loop ----------------------------------------------------------
+    def step(self, batcher: RayBatcher, cams: dict, math_ns) -> tuple[float, float]:
+        """One optimisation step at `self.iteration`; returns (loss, PSNR of the fine pass)."""
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
+        batch = batcher.batch(self.iteration)
+        origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
+        out = render_rays(self.model, origins, dirs, batch.background, self.scene.cameras.near, self.scene.cameras.far,
+                          cfg.render, training=True, generator=gen)
+        mse_fine = torch.mean((out["rgb"] - batch.rgb) ** 2)
+        loss = mse_fine
+        if self.model.fine is not None:
+            loss = loss + torch.mean((out["rgb_coarse"] - batch.rgb) ** 2)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(self.iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.masks:
+            for name, param in self.model.named_parameters():
+                if name in self.masks and param.grad is not None:
+                    param.grad.mul_(self.masks[name])
+        self.optimizer.step()
+        self._apply_masks()
+        self.iteration += 1
+        return float(loss.detach()), psnr_from_mse(float(mse_fine.detach()))
+
+    def run(self, resume: bool = True) -> NerfModel:
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.try_resume()
+        save_config(cfg, self.out_dir)
+        batcher = RayBatcher(self.scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed,
+                             precrop_iters=cfg.precrop_iters, precrop_frac=cfg.precrop_frac)
+        cams = camera_tensors(self.scene)
+        math_ns = math_backend(cfg.render.backend)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it", dynamic_ncols=True)
+        log_path = self.out_dir / "log.jsonl"
+        t_last, it_last = time.perf_counter(), self.iteration
+        try:
+            with open(log_path, "a") as log_file:
+                while self.iteration < cfg.iterations:
+                    loss, psnr = self.step(batcher, cams, math_ns)
+                    if self.iteration in self.snapshots:
+                        self._save_snapshot()
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss:.4f}", psnr=f"{psnr:.2f}")
+                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
+                        now = time.perf_counter()
+                        rate = (self.iteration - it_last) / max(now - t_last, 1e-9)
+                        t_last, it_last = now, self.iteration
+                        log_file.write(json.dumps({"iteration": self.iteration, "loss": loss, "psnr": psnr,
+                                                   "lr": self._lr(self.iteration - 1), "it_per_s": rate}) + "\n")
+                        log_file.flush()
+                    if self.iteration % cfg.checkpoint_every == 0:
+                        self.save()
+        except KeyboardInterrupt:
+            path = self.save()
+            raise TrainingInterrupted(self.iteration, path) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        self.save()
+        return self.model
+
+    def _save_snapshot(self) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+                  str(self.out_dir / f"snapshot-{self.iteration}.safetensors"))
+
+
+def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
+    """Load a trained model from a checkpoint file or a training output folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(TrainConfig, ckpt.config, f"{path}: config")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the saved network config ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model, cfg, ckpt

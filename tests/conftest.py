@@ -1,0 +1,28 @@
+"""Shared fixtures: the built-in scene at test size, paths to the real datasets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def datasets_dir() -> Path:
+    """`../shared/datasets` beside the repository (override with NERFPRUNE_DATASETS)."""
+    return Path(os.environ.get("NERFPRUNE_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def tiny_scene():
+    from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
+
+    return make_builtin_scene(BuiltinSceneConfig(width=24, height=24, n_views=12, n_test=2))
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable
