@@ -11,7 +11,6 @@ can be benchmarked side by side.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 
 import torch
@@ -88,9 +87,7 @@ class GraphMLP(nn.Module):
             self.modes[name] = mode
             if mode == "csr" and index not in self._csr:
                 w = getattr(self, f"weight_{index}")
-                with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                    warnings.simplefilter("ignore", UserWarning)
-                    self._csr[index] = masked_csr(w, w != 0).to(w.device)
+                self._csr[index] = masked_csr(w, w != 0).to(w.device)
 
     def _layer(self, i: int, x: Tensor) -> Tensor:
         layer = self.topology.layers[i]
