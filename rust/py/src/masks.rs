@@ -11,6 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 type BoolArrays<'py> = Vec<Bound<'py, PyArray1<bool>>>;
+/// (indptr int64, indices int64, values float32) of a CSR matrix.
+type CsrArrays<'py> =
+    (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+/// (name, shape, flat bits) of one saved mask.
+type NamedBits<'py> = (String, Vec<usize>, Bound<'py, PyArray1<bool>>);
 
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{what}: arrays must be C-contiguous")))
@@ -138,7 +143,7 @@ fn mask_to_csr<'py>(
     rows: usize,
     cols: usize,
     mask: PyReadonlyArray1<'py, bool>,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<CsrArrays<'py>> {
     let w = slice(&weights, "mask_to_csr")?;
     let m = Bitset::from_bools(slice(&mask, "mask_to_csr")?);
     let c = py.detach(|| guarded(|| csr::to_csr(w, rows, cols, &m)))?;
@@ -164,11 +169,7 @@ fn encode_masks<'py>(
 
 /// Parse bytes from `encode_masks`; `origin` (the file path) names the file in errors.
 #[pyfunction]
-fn decode_masks<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    origin: &str,
-) -> PyResult<Vec<(String, Vec<usize>, Bound<'py, PyArray1<bool>>)>> {
+fn decode_masks<'py>(py: Python<'py>, data: &[u8], origin: &str) -> PyResult<Vec<NamedBits<'py>>> {
     let masks = py.detach(|| guarded(|| serial::decode(data, origin)))?;
     Ok(masks.into_iter().map(|m| (m.name, m.shape, m.bits.to_bools().into_pyarray(py))).collect())
 }

@@ -1,6 +1,7 @@
 //! Which weights survive a pruning round: magnitude selection and random controls.
 //!
-//! Selection uses `select_nth_unstable` (expected O(n)), never a full sort.
+//! Selection is O(n), never a full sort: a 16-bit radix histogram finds the
+//! bucket of the k-th largest score, and `select_nth_unstable` runs inside it.
 //!
 //! **Tie-breaking (deterministic):** candidates are ordered by score, larger
 //! first; equal scores are ordered by position, earlier first. The position of
@@ -44,13 +45,15 @@ pub fn keep_count(live: usize, fraction: f64) -> CoreResult<usize> {
     Ok((((1.0 - fraction) * live as f64).round() as usize).min(live))
 }
 
-/// Order-preserving map of a score to `u32` (larger score, larger code).
-fn score_code(score: f32) -> Option<u32> {
-    if score.is_nan() {
-        return None;
-    }
+/// Order-preserving map of a non-NaN score to `u32` (larger score, larger code).
+#[inline]
+fn score_code(score: f32) -> u32 {
     let bits = (score + 0.0).to_bits(); // -0.0 + 0.0 == +0.0
-    Some(if bits >> 31 == 1 { !bits } else { bits | 0x8000_0000 })
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
 }
 
 /// 64-bit mix (splitmix64 finaliser): a seeded, position-keyed random stream.
@@ -63,53 +66,69 @@ fn mix64(mut z: u64) -> u64 {
 
 /// Keep, within each group of layers, the `counts[g]` live weights with the
 /// largest `primary(layer, offset)` codes (ties: earlier position first).
+///
+/// Radix selection: a histogram of the top 16 bits of the codes finds the bucket
+/// holding the k-th largest code; `select_nth_unstable` runs only inside that
+/// bucket; a last pass in position order keeps codes above the threshold code
+/// and the earliest of those equal to it. O(n), no sort.
 fn select_groups(
     current: &[Bitset],
     groups: &[Vec<usize>],
     counts: &[usize],
-    primary: impl Fn(usize, usize) -> CoreResult<u32>,
+    primary: impl Fn(usize, usize) -> u32,
 ) -> CoreResult<Vec<Bitset>> {
     let mut out: Vec<Bitset> = current.iter().map(|m| Bitset::new(m.len(), false)).collect();
     for (group, &k) in groups.iter().zip(counts) {
-        // Position within the group: layer start + row-major offset.
-        let mut starts = Vec::with_capacity(group.len());
-        let mut total = 0usize;
-        for &l in group {
-            starts.push(total);
-            total += current[l].len();
-        }
-        if total > u32::MAX as usize {
+        let live: usize = group.iter().map(|&l| current[l].count_ones()).sum();
+        if k > live {
             return Err(CoreError::InvalidArgument(format!(
-                "too many weights in one ranking ({total} > 2^32 - 1)"
-            )));
-        }
-        let mut keys = Vec::new();
-        for (gi, &l) in group.iter().enumerate() {
-            for off in current[l].ones() {
-                let pos = (starts[gi] + off) as u32;
-                keys.push(((primary(l, off)? as u64) << 32) | (u32::MAX - pos) as u64);
-            }
-        }
-        if k > keys.len() {
-            return Err(CoreError::InvalidArgument(format!(
-                "cannot keep {k} weights: only {} are live",
-                keys.len()
+                "cannot keep {k} weights: only {live} are live"
             )));
         }
         if k == 0 {
             continue;
         }
-        if k < keys.len() {
-            keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-            keys.truncate(k);
+        // Codes of the live weights, in position order (layer order, then row-major).
+        let mut codes = Vec::with_capacity(live);
+        for &l in group {
+            current[l].for_each_one(|off| codes.push(primary(l, off)));
         }
-        for key in keys {
-            let pos = (u32::MAX - key as u32) as usize;
-            let gi = starts.partition_point(|&s| s <= pos) - 1;
-            out[group[gi]].set(pos - starts[gi], true);
+        let (threshold, mut ties) = kth_largest(&codes, k);
+        let mut code = codes.iter();
+        for &l in group {
+            let mut words = vec![0u64; current[l].words().len()];
+            current[l].for_each_one(|off| {
+                let c = *code.next().expect("one code per live weight");
+                if c > threshold || (c == threshold && ties > 0) {
+                    ties -= usize::from(c == threshold);
+                    words[off / 64] |= 1 << (off % 64);
+                }
+            });
+            out[l] = Bitset::from_words(current[l].len(), words)?;
         }
     }
     Ok(out)
+}
+
+/// The k-th largest code `t` (1 <= k <= len) and how many codes equal to `t` the
+/// k largest include.
+fn kth_largest(codes: &[u32], k: usize) -> (u32, usize) {
+    let mut hist = vec![0usize; 1 << 16];
+    for &c in codes {
+        hist[(c >> 16) as usize] += 1;
+    }
+    let mut above = 0; // codes in buckets above the current one
+    let mut bucket = hist.len() - 1;
+    while above + hist[bucket] < k {
+        above += hist[bucket];
+        bucket -= 1;
+    }
+    let mut inside: Vec<u32> =
+        codes.iter().copied().filter(|&c| (c >> 16) as usize == bucket).collect();
+    let rank = k - above; // 1-based rank of t among the bucket, largest first
+    let t = *inside.select_nth_unstable_by(rank - 1, |a, b| b.cmp(a)).1;
+    let greater = inside.iter().filter(|&&c| c > t).count();
+    (t, rank - greater)
 }
 
 fn check_shapes(scores: &[&[f32]], current: &[Bitset]) -> CoreResult<()> {
@@ -159,11 +178,14 @@ pub fn magnitude_masks(
 ) -> CoreResult<Selection> {
     check_shapes(scores, current)?;
     let (groups, counts) = groups_and_counts(current, scope, fraction)?;
-    let masks = select_groups(current, &groups, &counts, |l, off| {
-        score_code(scores[l][off]).ok_or_else(|| {
-            CoreError::InvalidArgument(format!("layer {l}: score at flat index {off} is NaN"))
-        })
-    })?;
+    for (l, s) in scores.iter().enumerate() {
+        if let Some(off) = s.iter().position(|x| x.is_nan()) {
+            return Err(CoreError::InvalidArgument(format!(
+                "layer {l}: score at flat index {off} is NaN"
+            )));
+        }
+    }
+    let masks = select_groups(current, &groups, &counts, |l, off| score_code(scores[l][off]))?;
     let mut thresholds = vec![None; current.len()];
     for group in &groups {
         let min = group
@@ -192,7 +214,7 @@ pub fn random_masks_with_counts(
         )));
     }
     let groups: Vec<Vec<usize>> = (0..current.len()).map(|l| vec![l]).collect();
-    select_groups(current, &groups, counts, |l, off| Ok(random_code(seed, l, off)))
+    select_groups(current, &groups, counts, |l, off| random_code(seed, l, off))
 }
 
 /// Random control: prune `fraction` of the live weights at random, with the
@@ -204,7 +226,7 @@ pub fn random_masks(
     seed: u64,
 ) -> CoreResult<Vec<Bitset>> {
     let (groups, counts) = groups_and_counts(current, scope, fraction)?;
-    select_groups(current, &groups, &counts, |l, off| Ok(random_code(seed, l, off)))
+    select_groups(current, &groups, &counts, |l, off| random_code(seed, l, off))
 }
 
 fn random_code(seed: u64, layer: usize, offset: usize) -> u32 {
