@@ -54,6 +54,9 @@ def _unflatten(weights: dict[str, Tensor], flat: list[np.ndarray]) -> dict[str, 
 def _magnitude(
     weights: dict[str, Tensor], current: dict[str, Tensor] | None, fraction: float, per_layer: bool
 ) -> tuple[dict[str, Tensor], list[float | None]]:
+    for name, w in weights.items():
+        if torch.isnan(w).any():
+            raise ValueError(f"{name}: the weight contains NaN; magnitude pruning needs finite weights")
     scores = [_flat_scores(w) for w in weights.values()]
     flat, thresholds = _native.magnitude_masks(scores, _current(weights, current), fraction, per_layer)
     return _unflatten(weights, flat), thresholds

@@ -310,7 +310,13 @@ mod tests {
                     if !r.kept[l].get(j) {
                         prop_assert!((0..w).all(|c| !r.effective[l].get(j * w + c)));
                     } else if !layer.is_output {
+                        // A kept hidden neuron has a live input and a live reader.
                         prop_assert!((0..w).any(|c| r.effective[l].get(j * w + c)));
+                        let read = g.readers(Source::Layer(l)).iter().any(|&(c, col)| {
+                            let cw = g.layers[c].in_features();
+                            (0..g.layers[c].out).any(|row| r.effective[c].get(row * cw + col + j))
+                        });
+                        prop_assert!(read);
                     }
                 }
             }
