@@ -14,6 +14,10 @@ pub enum CoreError {
     #[error("{path}: {message}")]
     Decode { path: String, message: String },
 
+    /// A saved mask file is damaged, truncated or of an unknown version.
+    #[error("{origin}: corrupt mask file: {message}")]
+    CorruptMasks { origin: String, message: String },
+
     /// The caller passed values that break a documented precondition.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -32,7 +36,7 @@ impl CoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CoreError::Io { .. } | CoreError::Decode { .. } => ErrorKind::Scene,
-            CoreError::InvalidArgument(_) => ErrorKind::Argument,
+            CoreError::InvalidArgument(_) | CoreError::CorruptMasks { .. } => ErrorKind::Argument,
         }
     }
 }

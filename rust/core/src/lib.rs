@@ -6,5 +6,6 @@
 
 pub mod checksum;
 pub mod error;
+pub mod masks;
 
 pub use error::{CoreError, CoreResult};

@@ -8,10 +8,12 @@ use pyo3::prelude::*;
 
 mod errors;
 mod fingerprint;
+mod masks;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     fingerprint::register(m)?;
+    masks::register(m)?;
     Ok(())
 }

@@ -1,0 +1,64 @@
+# Stubs for the mask functions of nerfprune._native (rust/py/src/masks.rs).
+# Hand-written; the lead merges this file into _native.pyi.
+# Masks cross the boundary as flat, C-contiguous numpy bool arrays (row-major
+# flattening of a weight [out, in]); scores as flat float32 arrays.
+
+import numpy as np
+import numpy.typing as npt
+
+BoolArray = npt.NDArray[np.bool_]
+
+MASK_FORMAT_VERSION: int
+"""Version of the mask file format written by `encode_masks` (and the only one read)."""
+
+def mask_keep_count(live: int, fraction: float) -> int:
+    """round((1 - fraction) * live), halves away from zero; ValueError unless 0 <= fraction <= 1."""
+
+def magnitude_masks(
+    scores: list[npt.NDArray[np.float32]],
+    current: list[BoolArray],
+    fraction: float,
+    per_layer: bool = False,
+) -> tuple[list[BoolArray], list[float | None]]:
+    """Prune `fraction` of the live weights with the smallest scores (selection, not a sort).
+
+    Ties: earlier layer, then earlier row-major position, survives. Returns the new
+    masks and, per layer, the smallest kept score of its ranking (None if none kept).
+    ValueError on NaN scores, length mismatches or a fraction outside [0, 1].
+    """
+
+def random_masks(current: list[BoolArray], fraction: float, seed: int, per_layer: bool = False) -> list[BoolArray]:
+    """Seeded random control: keep round((1 - fraction) * live) live weights, globally or per layer."""
+
+def random_masks_with_counts(current: list[BoolArray], counts: list[int], seed: int) -> list[BoolArray]:
+    """Seeded random control keeping exactly counts[l] live weights of layer l."""
+
+def mask_counts(masks: list[BoolArray]) -> list[int]:
+    """Live (True) count of each mask."""
+
+def mask_overlap(a: BoolArray, b: BoolArray) -> tuple[int, int, float]:
+    """(intersection, union, jaccard) of two masks of equal length; jaccard is 1.0 if both are empty."""
+
+def dead_neurons(
+    inputs: list[tuple[str, int]],
+    layers: list[tuple[str, int, list[tuple[str, int]], bool]],
+    masks: list[BoolArray],
+) -> dict[str, object]:
+    """Dead-neuron fixed point of a layer graph.
+
+    `inputs`: (name, width) of each network input; `layers`: (name, out, [(source, width)],
+    is_output) in topological order; `masks`: one [out * in] mask per layer.
+    Returns {"kept", "dead_in", "dead_out", "effective": list[BoolArray] per layer,
+    "inputs_read": list[BoolArray] per input, "sweeps": int}.
+    """
+
+def mask_to_csr(
+    weights: npt.NDArray[np.float32], rows: int, cols: int, mask: BoolArray
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """(indptr [rows + 1], indices [nnz], values [nnz]) of the live entries of a row-major [rows, cols] matrix."""
+
+def encode_masks(masks: list[tuple[str, list[int], BoolArray]]) -> bytes:
+    """Serialise (name, shape, flat bits) triples: header + 1 bit per weight + FNV-1a checksum."""
+
+def decode_masks(data: bytes, origin: str) -> list[tuple[str, list[int], BoolArray]]:
+    """Parse `encode_masks` output; ValueError "<origin>: corrupt mask file: <problem>" on bad input."""

@@ -1,0 +1,148 @@
+"""`GraphMLP`: run any `Topology` with given (masked, compacted) weights.
+
+Each layer runs either as a dense `F.linear` (masks baked into the weight: no
+per-forward multiply) or as a sparse CSR product (`torch.addmm` with a
+`torch.sparse_csr` weight), chosen per layer — by hand (`modes`) or by
+measuring both on a sample batch (`tune_modes`). This is the inference side of
+pruning: the compacted and the CSR paths run through the same module, so they
+can be benchmarked side by side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nerfprune.prune.masks import masked_csr
+from nerfprune.prune.topology import Topology
+
+MODES = ("dense", "csr")
+_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
+
+
+class GraphMLP(nn.Module):
+    """Inference-only MLP over a `Topology`.
+
+    `state` holds `<prefix><layer>.weight` `[out, in]` and `<prefix><layer>.bias`
+    `[out]`; `masks` (same keys, bool, optional per entry) are multiplied in once,
+    here. `input_index` maps a network input name to the int64 indices of the
+    features the layers read (from `compact`), gathered at the start of forward.
+
+    `forward(*inputs)` takes the network inputs in topology order, each `[N, width]`,
+    and returns the output layers in order; for `nerf_topology` that is
+    `forward(pos_enc [N, 63], dir_enc [N, 27]) -> (sigma_raw [N, 1], rgb [N, 3])`.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        state: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None = None,
+        *,
+        prefix: str = "",
+        input_index: Mapping[str, Tensor] | None = None,
+        modes: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.topology = topology
+        masks = masks or {}
+        for i, layer in enumerate(topology.layers):
+            params = []
+            for kind, shape in (("weight", (layer.out_features, layer.in_features)), ("bias", (layer.out_features,))):
+                key = f"{prefix}{layer.name}.{kind}"
+                if key not in state:
+                    raise KeyError(f"GraphMLP: state has no {key!r} (layer {layer.name!r} of the topology)")
+                p = state[key].detach().to(torch.float32)
+                if tuple(p.shape) != shape:
+                    raise ValueError(f"GraphMLP: {key!r} has shape {tuple(p.shape)}, the topology needs {shape}")
+                if key in masks:
+                    p = p * masks[key].to(p.device, p.dtype)
+                params.append(p.contiguous())
+            self.register_buffer(f"weight_{i}", params[0])
+            self.register_buffer(f"bias_{i}", params[1])
+        for name, idx in (input_index or {}).items():
+            self.register_buffer(f"index_{name}", idx.to(torch.int64))
+        self._index_names = tuple(input_index or ())
+        self._csr: dict[int, Tensor] = {}
+        self.modes: dict[str, str] = {l.name: "dense" for l in topology.layers}
+        self.set_modes(modes or {})
+        # Last layer that reads each value, so intermediate activations are freed early.
+        self._last_use = {}
+        for i, layer in enumerate(topology.layers):
+            for source, _ in layer.inputs:
+                self._last_use[source] = i
+
+    def set_modes(self, modes: Mapping[str, str]) -> None:
+        """Choose "dense" or "csr" for the named layers (others keep their mode)."""
+        for name, mode in modes.items():
+            if mode not in MODES:
+                raise ValueError(f"GraphMLP: mode {mode!r} for layer {name!r}; use one of {MODES}")
+            index = [l.name for l in self.topology.layers].index(name) if name in self.modes else None
+            if index is None:
+                raise KeyError(f"GraphMLP: no layer {name!r}; layers: {list(self.modes)}")
+            self.modes[name] = mode
+            if mode == "csr" and index not in self._csr:
+                w = getattr(self, f"weight_{index}")
+                self._csr[index] = masked_csr(w, w != 0).to(w.device)
+
+    def _layer(self, i: int, x: Tensor) -> Tensor:
+        layer = self.topology.layers[i]
+        bias = getattr(self, f"bias_{i}")
+        if self.modes[layer.name] == "csr":
+            y = torch.addmm(bias.unsqueeze(1), self._csr[i], x.t()).t()
+        else:
+            y = F.linear(x, getattr(self, f"weight_{i}"), bias)
+        return _ACT[layer.activation](y)
+
+    @torch.no_grad()
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        if len(inputs) != len(self.topology.inputs):
+            raise ValueError(
+                f"GraphMLP: expected {len(self.topology.inputs)} inputs "
+                f"{[n for n, _ in self.topology.inputs]}, got {len(inputs)}"
+            )
+        values: dict[str, Tensor] = {}
+        for (name, _), x in zip(self.topology.inputs, inputs):
+            if name in self._index_names:
+                x = x.index_select(-1, getattr(self, f"index_{name}"))
+            values[name] = x
+        outputs = set(self.topology.outputs)
+        for i, layer in enumerate(self.topology.layers):
+            parts = [values[s] for s, _ in layer.inputs]
+            values[layer.name] = self._layer(i, parts[0] if len(parts) == 1 else torch.cat(parts, -1))
+            for s, _ in layer.inputs:
+                if self._last_use[s] == i and s not in outputs:
+                    del values[s]
+        return tuple(values[name] for name in self.topology.outputs)
+
+
+def tune_modes(model: GraphMLP, batch: int = 4096, repeats: int = 5) -> dict[str, str]:
+    """Pick, per layer, the faster of dense and CSR on a random `[batch, in]` input.
+
+    Times each layer both ways (median of `repeats` after one warm-up), sets the
+    winners on `model` and returns them. Speed depends on the machine, so the
+    choice is measured, never assumed.
+    """
+    device = getattr(model, "weight_0").device
+    chosen = {}
+    for i, layer in enumerate(model.topology.layers):
+        x = torch.randn(batch, layer.in_features, device=device)
+        timings = {}
+        for mode in MODES:
+            model.set_modes({layer.name: mode})
+            samples = []
+            with torch.no_grad():
+                for _ in range(repeats + 1):
+                    start = time.perf_counter()
+                    model._layer(i, x)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    samples.append(time.perf_counter() - start)
+            timings[mode] = sorted(samples[1:])[len(samples[1:]) // 2]
+        chosen[layer.name] = min(timings, key=timings.get)
+    model.set_modes(chosen)
+    return chosen
