@@ -13,6 +13,7 @@ from nerfprune.api import evaluate, load_scene, prune, render, study, train
 from nerfprune.errors import CheckpointError, ConfigError, NativePanic, NotBuiltYet, SceneError
 from nerfprune.evaluate import EvalConfig
 from nerfprune.field import NerfModel, NerfModelConfig
+from nerfprune.prune.lottery import PruneConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.types import Cameras, Scene
 from nerfprune.train import TrainConfig
@@ -27,6 +28,6 @@ def demo(out_dir: str = "outputs/demo") -> dict:
 
 __all__ = [
     "load_scene", "train", "render", "evaluate", "prune", "study", "demo",
-    "Scene", "Cameras", "TrainConfig", "RenderConfig", "EvalConfig", "NerfModel", "NerfModelConfig",
+    "Scene", "Cameras", "TrainConfig", "PruneConfig", "RenderConfig", "EvalConfig", "NerfModel", "NerfModelConfig",
     "SceneError", "ConfigError", "CheckpointError", "NotBuiltYet", "NativePanic",
 ]

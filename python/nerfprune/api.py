@@ -109,11 +109,23 @@ def evaluate(
     return result
 
 
-def prune(*args, **kwargs):
-    """Lottery-ticket pruning (see `nerfprune.prune`)."""
-    from nerfprune.errors import NotBuiltYet
+def prune(
+    model: str | Path, scene: Scene | str | Path = "builtin", config=None, *,
+    out_dir: str | Path = "outputs/prune", progress: bool = False,
+) -> dict:
+    """Lottery-ticket pruning of the model trained in `model` (folder or checkpoint).
 
-    raise NotBuiltYet("pruning is not built yet in this version of nerfprune")
+    `config` is a `nerfprune.prune.PruneConfig` (default: one-shot global magnitude
+    pruning to 95 %, survivors fine-tuned from the pre-trained weights for as many
+    iterations as the pre-training). Returns the summary written to
+    `out_dir/summary.json`; `out_dir/round-<n>` holds each round's checkpoint,
+    masks and metrics, and is accepted by `evaluate` and `render`.
+    """
+    from nerfprune.prune.lottery import PruneConfig, run_pruning
+
+    if isinstance(model, NerfModel):
+        raise TypeError("prune() takes the training output folder or checkpoint of the model, not the module")
+    return run_pruning(model, _as_scene(scene), config or PruneConfig(), out_dir, progress=progress)
 
 
 def study(*args, **kwargs):

@@ -91,8 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="lottery-ticket pruning of a trained model", description="Lottery-ticket pruning rounds with re-training.")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
     _scene_args(p)
-    p.add_argument("--sparsity", type=float, default=0.95, help="target fraction of pruned weights")
-    p.add_argument("--out", default="outputs/prune", help="output folder")
+    p.add_argument("--sparsity", type=float, default=0.95, help="target fraction of the prunable weights removed")
+    p.add_argument("--rounds", type=int, default=1, help="pruning rounds (1: one-shot; more: iterative, same fraction of the remaining each round)")
+    p.add_argument("--method", default="global", choices=["global", "layerwise", "random", "structured"],
+                   help="magnitude ranking over all layers or per layer, a random control, or whole neurons")
+    p.add_argument("--rewind", default="finetune", choices=["finetune", "late", "init"],
+                   help="survivors restart from the pre-trained weights, those at --rewind-iteration, or the initial ones")
+    p.add_argument("--rewind-iteration", type=int, default=100, help="k for --rewind late")
+    p.add_argument("--retrain-iterations", type=int, default=0, help="re-training iterations per round (0: as many as the pre-training)")
+    p.add_argument("--prune-heads", action="store_true", help="also prune the sigma and rgb output heads")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
     p = sub.add_parser("study", help="reproduce the 2022 'Pruning NeRFs' table", description="Dense vs pruned grid, report and plots.")
@@ -218,8 +227,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from nerfprune import api
+    from nerfprune.prune.lottery import PruneConfig
 
-    api.prune(_model_path(args))
+    cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
+                      rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
+                      prune_heads=args.prune_heads, seed=args.seed)
+    cfg.validate()
+    summary = api.prune(_model_path(args), _scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty())
+    for r in summary["rounds"]:
+        psnr = f", val PSNR {r['val_psnr']:.2f} dB" if "val_psnr" in r else ""
+        print(f"round {r['round']}: sparsity {r['sparsity']:.3f} ({r['live_weights']} live weights){psnr}")
+    print(f"pruned model: {summary['final']} (use it with 'nerfprune eval --model' / 'render --model')")
     return 0
 
 

@@ -119,6 +119,13 @@ class NerfModel(nn.Module):
         """unit viewdirs [N, 3] -> dir_enc [N, Dd]."""
         return positional_encoding(viewdirs, self.field_cfg.dir_frequencies)
 
+    def topology(self):
+        """The layer graph of each network (`nerfprune.prune.topology.Topology`), for pruning and compaction."""
+        from nerfprune.prune.topology import nerf_topology
+
+        c = self.field_cfg
+        return nerf_topology(c.depth, c.width, c.skips, c.pos_features, c.dir_features)
+
     def network(self, which: str) -> nn.Module:
         if which == "fine" and self.fine is not None:
             return self.fine

@@ -193,8 +193,10 @@ class Trainer:
         self.iteration += 1
         return float(loss.detach()), psnr_from_mse(float(mse_fine.detach()))
 
-    def run(self, resume: bool = True) -> NerfModel:
+    def run(self, resume: bool = True, until: int | None = None) -> NerfModel:
+        """Train up to `cfg.iterations` (or only up to `until`, keeping the schedule of the full run)."""
         cfg = self.cfg
+        stop = cfg.iterations if until is None else min(until, cfg.iterations)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.try_resume()
@@ -207,19 +209,19 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it", dynamic_ncols=True)
+            bar = tqdm(total=stop, initial=self.iteration, desc="train", unit="it", dynamic_ncols=True)
         log_path = self.out_dir / "log.jsonl"
         t_last, it_last = time.perf_counter(), self.iteration
         try:
             with open(log_path, "a") as log_file:
-                while self.iteration < cfg.iterations:
+                while self.iteration < stop:
                     loss, psnr = self.step(batcher, cams, math_ns)
                     if self.iteration in self.snapshots:
                         self._save_snapshot()
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{loss:.4f}", psnr=f"{psnr:.2f}")
-                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
+                    if self.iteration % cfg.log_every == 0 or self.iteration == stop:
                         now = time.perf_counter()
                         rate = (self.iteration - it_last) / max(now - t_last, 1e-9)
                         t_last, it_last = now, self.iteration

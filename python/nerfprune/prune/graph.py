@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from nerfprune.prune.masks import masked_csr
 from nerfprune.prune.topology import Topology
 
-MODES = ("dense", "csr")
+MODES = ("dense", "csr", "int8")
+EXACT_MODES = ("dense", "csr")  # modes that compute the masked function exactly (int8 is lossy)
 _ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
 
 
@@ -68,6 +69,7 @@ class GraphMLP(nn.Module):
             self.register_buffer(f"index_{name}", idx.to(torch.int64))
         self._index_names = tuple(input_index or ())
         self._csr: dict[int, Tensor] = {}
+        self._int8: dict[int, nn.Module] = {}
         self.modes: dict[str, str] = {l.name: "dense" for l in topology.layers}
         self.set_modes(modes or {})
         # Last layer that reads each value, so intermediate activations are freed early.
@@ -88,12 +90,17 @@ class GraphMLP(nn.Module):
             if mode == "csr" and index not in self._csr:
                 w = getattr(self, f"weight_{index}")
                 self._csr[index] = masked_csr(w, w != 0).to(w.device)
+            if mode == "int8" and index not in self._int8:
+                self._int8[index] = int8_linear(getattr(self, f"weight_{index}"), getattr(self, f"bias_{index}"))
 
     def _layer(self, i: int, x: Tensor) -> Tensor:
         layer = self.topology.layers[i]
         bias = getattr(self, f"bias_{i}")
-        if self.modes[layer.name] == "csr":
+        mode = self.modes[layer.name]
+        if mode == "csr":
             y = torch.addmm(bias.unsqueeze(1), self._csr[i], x.t()).t()
+        elif mode == "int8":
+            y = self._int8[i](x)
         else:
             y = F.linear(x, getattr(self, f"weight_{i}"), bias)
         return _ACT[layer.activation](y)
@@ -121,7 +128,7 @@ class GraphMLP(nn.Module):
 
 
 def tune_modes(model: GraphMLP, batch: int = 4096, repeats: int = 5) -> dict[str, str]:
-    """Pick, per layer, the faster of dense and CSR on a random `[batch, in]` input.
+    """Pick, per layer, the faster of the exact modes (dense, CSR) on a random `[batch, in]` input.
 
     Times each layer both ways (median of `repeats` after one warm-up), sets the
     winners on `model` and returns them. Speed depends on the machine, so the
@@ -132,7 +139,7 @@ def tune_modes(model: GraphMLP, batch: int = 4096, repeats: int = 5) -> dict[str
     for i, layer in enumerate(model.topology.layers):
         x = torch.randn(batch, layer.in_features, device=device)
         timings = {}
-        for mode in MODES:
+        for mode in EXACT_MODES:
             model.set_modes({layer.name: mode})
             samples = []
             with torch.no_grad():
@@ -146,3 +153,33 @@ def tune_modes(model: GraphMLP, batch: int = 4096, repeats: int = 5) -> dict[str
         chosen[layer.name] = min(timings, key=timings.get)
     model.set_modes(chosen)
     return chosen
+
+
+def int8_available() -> bool:
+    """Whether this torch build still has dynamic int8 Linear layers (deprecated in torch.ao)."""
+    try:
+        from torch.ao.nn.quantized.dynamic import Linear  # noqa: F401
+    except Exception:
+        return False
+    return bool({"x86", "fbgemm", "qnnpack"} & set(torch.backends.quantized.supported_engines))
+
+
+def int8_linear(weight: Tensor, bias: Tensor) -> nn.Module:
+    """A dynamically quantised int8 Linear (per-tensor symmetric weights, activations quantised per batch).
+
+    Uses `torch.ao.nn.quantized.dynamic.Linear`, which torch has deprecated in
+    favour of torchao: when it is gone, this raises a RuntimeError that says so
+    and the int8 path is reported as unavailable instead of failing the run.
+    """
+    if not int8_available():
+        raise RuntimeError("int8 dynamic quantisation is not available in this torch build (torch.ao.nn.quantized.dynamic)")
+    import warnings
+
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation notice of torch.ao quantisation
+        q = QLinear(weight.shape[1], weight.shape[0], dtype=torch.qint8)
+        scale = float(weight.abs().max().clamp(min=1e-8)) / 127.0
+        q.set_weight_bias(torch.quantize_per_tensor(weight.detach().float(), scale, 0, torch.qint8), bias.detach().float())
+    return q

@@ -1,0 +1,119 @@
+"""Lottery-ticket rounds, rewinding, structured pruning and the fast inference variants."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nerfprune.field import NerfModelConfig
+from nerfprune.prune.inference import VARIANTS, build_variant
+from nerfprune.prune.lottery import PruneConfig, prunable_weights, run_pruning
+from nerfprune.prune.masks import load_masks
+from nerfprune.renderer import RenderConfig
+from nerfprune.train import TrainConfig, Trainer, load_model
+
+
+def tiny_cfg(iterations=12, **kw) -> TrainConfig:
+    return TrainConfig(iterations=iterations, batch_size=64, log_every=4, checkpoint_every=6,
+                       model=NerfModelConfig(preset="tiny"), render=RenderConfig(n_coarse=8, n_fine=8), **kw)
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory, tiny_scene):
+    out = tmp_path_factory.mktemp("parent")
+    Trainer(tiny_scene, tiny_cfg(), out, snapshots=(4,)).run(resume=False)
+    return out
+
+
+def test_iterative_rounds_reach_the_target_and_nest(parent, tiny_scene, tmp_path):
+    cfg = PruneConfig(sparsity=0.9, rounds=2, retrain_iterations=4, eval_views=1)
+    summary = run_pruning(parent, tiny_scene, cfg, tmp_path)
+    r1, r2 = summary["rounds"]
+    assert r1["sparsity"] == pytest.approx(1 - np.sqrt(0.1), abs=2e-3)
+    assert r2["sparsity"] == pytest.approx(0.9, abs=2e-3)
+    m1, m2 = load_masks(tmp_path / "round-1" / "masks.npmk"), load_masks(tmp_path / "round-2" / "masks.npmk")
+    for k in m2:
+        assert not (m2[k] & ~m1[k]).any(), "a later round only removes weights"
+    model, _, ckpt = load_model(tmp_path / "round-2")
+    weights = prunable_weights(model)
+    assert set(weights) == set(ckpt.masks)
+    for k, w in weights.items():
+        assert (w[~ckpt.masks[k]] == 0).all(), f"{k}: pruned weights stay exactly zero after re-training"
+    assert np.isfinite(r2["val_psnr"])
+
+
+def test_finished_rounds_are_skipped_and_an_interrupted_round_resumes(parent, tiny_scene, tmp_path):
+    cfg = PruneConfig(sparsity=0.8, rounds=2, retrain_iterations=4, eval_views=0)
+    first = run_pruning(parent, tiny_scene, cfg, tmp_path)
+    weights_before = load_model(tmp_path / "round-2")[0].state_dict()
+    (tmp_path / "round-2" / "round.json").unlink()  # as if stopped before the round was recorded
+    again = run_pruning(parent, tiny_scene, cfg, tmp_path)
+    assert again["rounds"] == first["rounds"]
+    weights_after = load_model(tmp_path / "round-2")[0].state_dict()
+    assert all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)
+
+
+def test_late_rewinding_recreates_the_parents_weights_exactly(parent, tiny_scene, tmp_path):
+    from safetensors.torch import load_file
+
+    from nerfprune.prune.lottery import _rewind_state
+
+    parent_model, parent_cfg, _ = load_model(parent)
+    snapshot = load_file(str(parent / "snapshot-4.safetensors"))
+    recreated = _rewind_state(tmp_path / "nowhere", parent_cfg, tiny_scene, PruneConfig(rewind="late", rewind_iteration=4),
+                              tmp_path, parent_model.state_dict())
+    assert all(torch.equal(snapshot[k], recreated[k]) for k in snapshot)
+    init = _rewind_state(parent, parent_cfg, tiny_scene, PruneConfig(rewind="init"), tmp_path, {})
+    assert not torch.equal(init["coarse.pts.0.weight"], snapshot["coarse.pts.0.weight"])
+
+
+def test_structured_pruning_removes_whole_neurons(parent, tiny_scene, tmp_path):
+    from nerfprune.prune.compact import compact
+
+    run_pruning(parent, tiny_scene, PruneConfig(sparsity=0.8, method="structured", retrain_iterations=2, eval_views=0), tmp_path)
+    model, _, ckpt = load_model(tmp_path / "round-1")
+    result = compact(model.topology(), model.state_dict(), ckpt.masks, net="coarse")
+    dense_params = model.topology().parameter_count()
+    assert result.parameter_count() < 0.45 * dense_params
+    for k, m in ckpt.masks.items():
+        rows_alive = m.any(1)
+        assert (m[rows_alive].sum(1) > 0).all()
+    assert result.topology.layer("pts.0").out_features < model.field_cfg.width
+
+
+@pytest.mark.parametrize("method", ["structured", "global"])
+def test_every_inference_variant_computes_the_masked_model(parent, tiny_scene, tmp_path, method):
+    run_pruning(parent, tiny_scene, PruneConfig(sparsity=0.9, method=method, retrain_iterations=2, eval_views=0), tmp_path)
+    model, _, ckpt = load_model(tmp_path / "round-1")
+    torch.manual_seed(0)
+    pos = torch.randn(257, model.field_cfg.pos_features)
+    dirs = torch.randn(257, model.field_cfg.dir_features)
+    masked = build_variant(model, ckpt.masks, "masked")
+    with torch.no_grad():
+        ref_sigma, ref_rgb = masked.fine(pos, dirs)
+    for variant in VARIANTS:
+        net = build_variant(model, ckpt.masks, variant).fine
+        with torch.no_grad():
+            sigma, rgb = net(pos, dirs)
+        tol = 5e-2 if variant == "int8" else 1e-5  # int8: per-tensor weight quantisation error
+        assert torch.allclose(sigma, ref_sigma, atol=tol, rtol=tol), variant
+        assert torch.allclose(rgb, ref_rgb, atol=tol, rtol=tol), variant
+
+
+def test_pruning_a_pruned_model_is_refused(parent, tiny_scene, tmp_path):
+    from nerfprune.errors import ConfigError
+
+    run_pruning(parent, tiny_scene, PruneConfig(sparsity=0.5, retrain_iterations=1, eval_views=0), tmp_path / "a")
+    with pytest.raises(ConfigError, match="already pruned"):
+        run_pruning(tmp_path / "a" / "round-1", tiny_scene, PruneConfig(), tmp_path / "b")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("sparsity", 1.0, "sparsity must be in"), ("method", "magic", "unknown pruning method"), ("rewind", "x", "unknown rewind"),
+])
+def test_bad_prune_config_is_named(field, value, message):
+    from nerfprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        PruneConfig(**{field: value}).validate()
