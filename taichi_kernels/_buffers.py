@@ -1,0 +1,66 @@
+"""Reusable output buffers for the kernels.
+
+Why: a freshly allocated large tensor is paid for again on every call (the allocator
+returns big blocks to the OS, so each new one page-faults as it is first written: about
+18 ms for 64 MB here, against 1.8 ms to rewrite a reused one). The kernels therefore
+write into buffers kept in a small pool, keyed by (name, shape, dtype, device).
+
+Safety: a buffer is handed out as a fresh *view* of the pooled tensor, so while the caller
+(or autograd, which saves tensors for backward) still holds that view, the storage has more
+than one owner and the pool will not hand it out again; it allocates another instead. Only
+when every view is gone (use count back to 1, the pool's own reference) is the memory
+rewritten. Results returned to callers are therefore never overwritten behind their back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+
+MAX_PER_KEY = 3  # buffers kept per (name, shape, dtype, device); more in use at once are allocated fresh
+MAX_KEYS = 24  # distinct keys kept (least recently used dropped), so varying shapes do not leak memory
+
+_pool: "OrderedDict[tuple, list[torch.Tensor]]" = OrderedDict()
+_lock = threading.Lock()
+_use_count = getattr(torch._C, "_storage_Use_Count", None)  # absent in some torch builds: no pooling then
+
+
+def _free(buf: torch.Tensor) -> bool:
+    """True when nobody but the pool references the buffer's storage."""
+    return _use_count(buf.untyped_storage()._cdata) == 1  # type: ignore[misc]
+
+
+def empty(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised tensor of `shape`, reusing a pooled buffer when one is free.
+
+    The caller must overwrite every element (the contents are stale). `name` separates
+    buffers of different roles that happen to share a shape.
+    """
+    shape = tuple(int(s) for s in shape)
+    if _use_count is None or any(s == 0 for s in shape):
+        return torch.empty(shape, dtype=dtype, device=device)
+    key = (name, shape, dtype, torch.device(device))
+    with _lock:
+        bufs = _pool.get(key)
+        if bufs is None:
+            bufs = _pool[key] = []
+            while len(_pool) > MAX_KEYS:
+                _pool.popitem(last=False)
+        else:
+            _pool.move_to_end(key)
+        for buf in bufs:
+            if _free(buf):
+                return buf.view(shape)
+        buf = torch.empty(shape, dtype=dtype, device=device)
+        if len(bufs) < MAX_PER_KEY:
+            bufs.append(buf)
+            return buf.view(shape)
+        return buf
+
+
+def clear() -> None:
+    """Drop every pooled buffer (memory is released once callers drop their views)."""
+    with _lock:
+        _pool.clear()
