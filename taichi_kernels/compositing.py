@@ -6,10 +6,12 @@ Per ray, with samples i = 0..S-1:
     colour = sum_i w_i c_i + (1 - opacity) background,  depth = sum_i w_i t_i,  opacity = sum_i w_i
 
 Backward (derivation in docs/kernels.md): with g_i = gC.(c_i - b) + gD t_i + gO + gW_i,
-    dL/dc_i = w_i gC,   dL/db = (1 - opacity) gC,
-    dL/dsigma_k = delta_k (T_{k+1} g_k - sum_{i>k} w_i g_i),   T_{k+1} = (1 - opacity) + sum_{i>k} w_i,
-computed one ray per thread walking the samples backwards with running suffix sums, so the
-backward needs neither sigma nor an exp: it reads the saved colours, depths and weights.
+    dL/dc_i = w_i gC,   dL/db = T_S gC,
+    dL/dsigma_k = delta_k (T_{k+1} g_k - sum_{i>k} w_i g_i),   T_{k+1} = T_S + sum_{i>k} w_i,
+where T_S, the transmittance left after the last sample, is saved by the forward (using
+1 - opacity instead would turn its rounding error, times a last delta of 1e10, into garbage).
+One ray per thread walks its samples backwards keeping running suffix sums, so the backward
+needs neither sigma nor an exp: it reads the saved colours, depths and weights.
 
 Taichi's own autodiff is not used: it gave wrong density gradients for the loop carrying T
 (see ../shared/notes/taichi.md). float32 and float64 tensors both work (float64 lets
@@ -32,6 +34,7 @@ def _forward_kernel(
     sigma: ti.types.ndarray(), rgb: ti.types.ndarray(), t: ti.types.ndarray(), norm: ti.types.ndarray(),
     bg: ti.types.ndarray(), last_delta: ti.f32, eps: ti.f32, real: ti.template(),
     colour: ti.types.ndarray(), depth: ti.types.ndarray(), opacity: ti.types.ndarray(), weights: ti.types.ndarray(),
+    trans_end: ti.types.ndarray(),
 ):
     n_samples = sigma.shape[1]
     for r in range(sigma.shape[0]):
@@ -56,12 +59,13 @@ def _forward_kernel(
             colour[r, c] = acc[c] + (1.0 - op) * bg[r, c]
         depth[r] = dep
         opacity[r] = op
+        trans_end[r] = trans
 
 
 @ti.kernel
 def _backward_kernel(
     rgb: ti.types.ndarray(), t: ti.types.ndarray(), norm: ti.types.ndarray(), bg: ti.types.ndarray(),
-    opacity: ti.types.ndarray(), weights: ti.types.ndarray(), g_colour: ti.types.ndarray(),
+    trans_end: ti.types.ndarray(), weights: ti.types.ndarray(), g_colour: ti.types.ndarray(),
     g_depth: ti.types.ndarray(), g_opacity: ti.types.ndarray(), g_weights: ti.types.ndarray(),
     last_delta: ti.f32, has_g_weights: ti.template(), real: ti.template(),
     g_sigma: ti.types.ndarray(), g_rgb: ti.types.ndarray(),
@@ -70,7 +74,7 @@ def _backward_kernel(
     for r in range(t.shape[0]):
         gc = ti.Vector([g_colour[r, 0], g_colour[r, 1], g_colour[r, 2]])
         g_const = g_opacity[r] - (gc[0] * bg[r, 0] + gc[1] * bg[r, 1] + gc[2] * bg[r, 2])
-        t_end = 1.0 - opacity[r]  # transmittance after the last sample
+        t_end = trans_end[r]  # transmittance after the last sample, as the forward left it
         suffix_wg = ti.cast(0.0, real)  # sum_{i>k} w_i g_i
         suffix_w = ti.cast(0.0, real)  # sum_{i>k} w_i
         for j in range(n_samples):
@@ -102,17 +106,18 @@ class _Composite(torch.autograd.Function):
         depth = _buffers.empty("composite.depth", (n_rays,), dtype, device)
         opacity = _buffers.empty("composite.opacity", (n_rays,), dtype, device)
         weights = _buffers.empty("composite.weights", (n_rays, n_samples), dtype, device)
+        trans_end = _buffers.empty("composite.trans_end", (n_rays,), dtype, device)
         if n_rays > 0:
             _forward_kernel(sigma, rgb, t, ray_norm, background, last_delta, early_stop_eps, _REAL[dtype],
-                            colour, depth, opacity, weights)
+                            colour, depth, opacity, weights, trans_end)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(rgb, t, ray_norm, background, opacity, weights)
+        ctx.save_for_backward(rgb, t, ray_norm, background, trans_end, weights)
         ctx.last_delta = last_delta
         return colour, depth, opacity, weights
 
     @staticmethod
     def backward(ctx, g_colour, g_depth, g_opacity, g_weights):
-        rgb, t, ray_norm, background, opacity, weights = (x.detach() for x in ctx.saved_tensors)
+        rgb, t, ray_norm, background, trans_end, weights = (x.detach() for x in ctx.saved_tensors)
         n_rays, n_samples = t.shape
         dtype, device = t.dtype, t.device
 
@@ -127,9 +132,9 @@ class _Composite(torch.autograd.Function):
         g_sigma = _buffers.empty("composite.g_sigma", (n_rays, n_samples), dtype, device)
         g_rgb = _buffers.empty("composite.g_rgb", (n_rays, n_samples, 3), dtype, device)
         if n_rays > 0:
-            _backward_kernel(rgb, t, ray_norm, background, opacity, weights, g_colour, g_depth, g_opacity,
+            _backward_kernel(rgb, t, ray_norm, background, trans_end, weights, g_colour, g_depth, g_opacity,
                              g_weights, ctx.last_delta, has_gw, _REAL[dtype], g_sigma, g_rgb)
-        g_bg = (1.0 - opacity)[:, None] * g_colour if ctx.needs_input_grad[4] else None
+        g_bg = trans_end[:, None] * g_colour if ctx.needs_input_grad[4] else None
         return g_sigma, g_rgb, None, None, g_bg, None, None
 
 

@@ -16,7 +16,11 @@ SETTINGS = settings(max_examples=25, deadline=None)
 
 
 def random_cameras(n: int, seed: int, distortion_scale: float = 0.0):
-    """n cameras with random rigid poses, intrinsics for a ~ 80x60 image and optional distortion."""
+    """n cameras with random rigid poses, intrinsics for a ~ 80x60 image and optional distortion.
+
+    The distortion scale stays small enough (0.02) for the lens model to be invertible over the
+    image: at 0.05 a corner pixel can lie beyond the largest radius barrel distortion reaches.
+    """
     g = torch.Generator().manual_seed(seed)
     rot, _ = torch.linalg.qr(torch.randn(n, 3, 3, generator=g))
     c2w = torch.cat([rot, torch.randn(n, 3, 1, generator=g) * 3], dim=-1)  # [N, 3, 4]
@@ -55,7 +59,7 @@ def project(c2w, intr, dist, view, origins, directions, depth):
 @given(n=st.integers(1, 4), b=st.integers(0, 300), seed=st.integers(0, 2**16), distorted=st.booleans(),
        offset=st.sampled_from([0.5, 0.0]))
 def test_kernel_equals_reference(n, b, seed, distorted, offset):
-    c2w, intr, dist = random_cameras(n, seed, 0.05 if distorted else 0.0)
+    c2w, intr, dist = random_cameras(n, seed, 0.02 if distorted else 0.0)
     view, row, col = random_pixels(b, n, seed)
     got = rays.generate_rays(c2w, intr, view, row, col, dist, pixel_offset=offset)
     want = ref.generate_rays(c2w, intr, view, row, col, dist, pixel_offset=offset)
@@ -67,7 +71,7 @@ def test_kernel_equals_reference(n, b, seed, distorted, offset):
 @SETTINGS
 @given(seed=st.integers(0, 2**16), distorted=st.booleans(), offset=st.sampled_from([0.5, 0.0]))
 def test_ray_projects_back_onto_its_pixel(seed, distorted, offset):
-    c2w, intr, dist = random_cameras(3, seed, 0.05 if distorted else 0.0)
+    c2w, intr, dist = random_cameras(3, seed, 0.02 if distorted else 0.0)
     view, row, col = random_pixels(200, 3, seed)
     origins, directions = rays.generate_rays(c2w, intr, view, row, col, dist, pixel_offset=offset)
     depth = 0.5 + 5 * torch.rand(200, generator=torch.Generator().manual_seed(seed))
@@ -77,7 +81,7 @@ def test_ray_projects_back_onto_its_pixel(seed, distorted, offset):
 
 
 def test_directions_have_camera_z_minus_one_and_origins_are_camera_centres():
-    c2w, intr, dist = random_cameras(2, 7, 0.05)
+    c2w, intr, dist = random_cameras(2, 7, 0.02)
     view, row, col = random_pixels(100, 2, 7)
     origins, directions = rays.generate_rays(c2w, intr, view, row, col, dist)
     d_cam = (c2w[view, :, :3].transpose(1, 2) @ directions[..., None]).squeeze(-1)
@@ -118,7 +122,7 @@ def test_real_fox_distortion_round_trips():
 
 @pytest.mark.parametrize("distorted", [False, True])
 def test_view_rays_is_row_major_generate_rays(distorted):
-    c2w, intr, dist = random_cameras(1, 3, 0.05 if distorted else 0.0)
+    c2w, intr, dist = random_cameras(1, 3, 0.02 if distorted else 0.0)
     fx, fy, cx, cy = intr[0].tolist()
     width, height = 9, 5
     got = rays.view_rays(c2w[0], fx, fy, cx, cy, width, height, None if dist is None else dist[0])
