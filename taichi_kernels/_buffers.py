@@ -5,11 +5,11 @@ returns big blocks to the OS, so each new one page-faults as it is first written
 18 ms for 64 MB here, against 1.8 ms to rewrite a reused one). The kernels therefore
 write into buffers kept in a small pool, keyed by (name, shape, dtype, device).
 
-Safety: a buffer is handed out as a fresh *view* of the pooled tensor, so while the caller
-(or autograd, which saves tensors for backward) still holds that view, the storage has more
-than one owner and the pool will not hand it out again; it allocates another instead. Only
-when every view is gone (use count back to 1, the pool's own reference) is the memory
-rewritten. Results returned to callers are therefore never overwritten behind their back.
+Safety: a buffer is handed out as a new tensor sharing the pooled tensor's storage
+(`detach()`), so while the caller (or autograd, which saves tensors for backward) still holds
+it, the storage has an extra owner and the pool will not hand it out again; it allocates
+another instead. Only when the storage's use count is back to what it was when only the pool
+held it is the memory rewritten. Results returned to callers are therefore never overwritten behind their back.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import torch
 MAX_PER_KEY = 3  # buffers kept per (name, shape, dtype, device); more in use at once are allocated fresh
 MAX_KEYS = 24  # distinct keys kept (least recently used dropped), so varying shapes do not leak memory
 
-_pool: "OrderedDict[tuple, list[torch.Tensor]]" = OrderedDict()
+_pool: "OrderedDict[tuple, list[tuple[torch.Tensor, int]]]" = OrderedDict()  # key -> [(buffer, refs when free)]
 _lock = threading.Lock()
 _use_count = getattr(torch._C, "_storage_Use_Count", None)  # absent in some torch builds: no pooling then
 
 
-def _free(buf: torch.Tensor) -> bool:
-    """True when nobody but the pool references the buffer's storage."""
-    return _use_count(buf.untyped_storage()._cdata) == 1  # type: ignore[misc]
+def _storage_refs(buf: torch.Tensor) -> int:
+    """Owners of the buffer's storage, counting the temporary storage object this call makes."""
+    return _use_count(buf.untyped_storage()._cdata)  # type: ignore[misc]
 
 
 def empty(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -50,13 +50,13 @@ def empty(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.d
                 _pool.popitem(last=False)
         else:
             _pool.move_to_end(key)
-        for buf in bufs:
-            if _free(buf):
-                return buf.view(shape)
+        for buf, refs_when_free in bufs:
+            if _storage_refs(buf) == refs_when_free:
+                return buf.detach()
         buf = torch.empty(shape, dtype=dtype, device=device)
         if len(bufs) < MAX_PER_KEY:
-            bufs.append(buf)
-            return buf.view(shape)
+            bufs.append((buf, _storage_refs(buf)))
+            return buf.detach()
         return buf
 
 
