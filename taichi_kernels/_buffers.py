@@ -9,7 +9,9 @@ Safety: a buffer is handed out as a new tensor sharing the pooled tensor's stora
 (`detach()`), so while the caller (or autograd, which saves tensors for backward) still holds
 it, the storage has an extra owner and the pool will not hand it out again; it allocates
 another instead. Only when the storage's use count is back to what it was when only the pool
-held it is the memory rewritten. Results returned to callers are therefore never overwritten behind their back.
+held it is the memory rewritten. (Taichi's compiler keeps the arguments of the call that
+compiled a kernel in a reference cycle until Python's garbage collector runs: such a buffer
+just counts as busy until then.) Results returned to callers are therefore never overwritten behind their back.
 """
 
 from __future__ import annotations
