@@ -19,6 +19,11 @@ from taichi_kernels.runtime import ensure_initialized
 PDF_EPS = 1e-5  # added to every coarse weight before normalising (original NeRF)
 
 
+def _uniforms(name: str, shape: tuple[int, int], generator: torch.Generator | None, device) -> torch.Tensor:
+    """The same numbers as `torch.rand(shape, generator=generator)`, drawn into a pooled buffer."""
+    return _buffers.empty(name, shape, torch.float32, torch.device(device)).uniform_(0.0, 1.0, generator=generator)
+
+
 @ti.func
 def _depth(s: ti.f32, near: ti.f32, far: ti.f32, lindisp: ti.template()) -> ti.f32:
     """Depth at fraction s in [0, 1] of [near, far], linear in depth or in disparity."""
@@ -66,6 +71,7 @@ def stratified(
     in depth, or in disparity 1/t when `lindisp` (needs near > 0). `perturb` (training):
     each sample uniform in its bin, the bins being bounded by midpoints between neighbouring
     deterministic points; the uniforms are one `torch.rand([n_rays, n_samples], generator)`.
+    The result is a pooled buffer, reused once dropped (see `_buffers`).
     """
     ensure_initialized()
     if n_rays < 0 or n_samples < 0:
@@ -75,8 +81,8 @@ def stratified(
             f"stratified: need 0 <= near < far (and near > 0 with lindisp), got near={near}, far={far}"
         )
     shape = (int(n_rays), int(n_samples))
-    u = torch.rand(shape, generator=generator, device=device) if perturb else torch.empty((0, 0), device=device)
-    out = torch.empty(shape, dtype=torch.float32, device=device)
+    u = _uniforms("stratified.u", shape, generator, device) if perturb else torch.empty((0, 0), device=device)
+    out = _buffers.empty("stratified.t", shape, torch.float32, torch.device(device))
     if out.numel() > 0:
         _stratified_kernel(u, float(near), float(far), bool(perturb), bool(lindisp), out)
     return out
@@ -156,12 +162,12 @@ def _fine_samples(
     t = t.detach().to(torch.float32).contiguous()
     weights = weights.detach().to(torch.float32).contiguous()
     xi = (
-        torch.rand((n_rays, n_fine), generator=generator, device=t.device)
+        _uniforms("importance.xi", (n_rays, n_fine), generator, t.device)
         if perturb and n_fine > 0
         else torch.empty((0, 0), device=t.device)
     )
     width = n_coarse + n_fine if merge else n_fine
-    out = torch.empty((n_rays, width), dtype=torch.float32, device=t.device)
+    out = _buffers.empty("importance.t", (n_rays, width), torch.float32, t.device)
     if n_fine == 0:
         if merge:
             out.copy_(t)
