@@ -42,17 +42,18 @@ def _stratified_kernel(
 ):
     n_samples = out.shape[1]
     step = 1.0 / ti.max(n_samples - 1, 1)
-    for r, i in ti.ndrange(out.shape[0], n_samples):
-        t = _depth(i * step, near, far, lindisp)
-        if ti.static(perturb):
-            # the bin runs between the midpoints to the neighbouring points (the point itself at the ends)
-            lower, upper = t, t
-            if i > 0:
-                lower = 0.5 * (_depth((i - 1) * step, near, far, lindisp) + t)
-            if i < n_samples - 1:
-                upper = 0.5 * (t + _depth((i + 1) * step, near, far, lindisp))
-            t = lower + (upper - lower) * u[r, i]
-        out[r, i] = ti.min(ti.max(t, near), far)
+    for r in range(out.shape[0]):  # one ray per thread (a 2-D ndrange pays an integer division per sample)
+        for i in range(n_samples):
+            t = _depth(i * step, near, far, lindisp)
+            if ti.static(perturb):
+                # the bin runs between the midpoints to the neighbouring points (the point itself at the ends)
+                lower, upper = t, t
+                if i > 0:
+                    lower = 0.5 * (_depth((i - 1) * step, near, far, lindisp) + t)
+                if i < n_samples - 1:
+                    upper = 0.5 * (t + _depth((i + 1) * step, near, far, lindisp))
+                t = lower + (upper - lower) * u[r, i]
+            out[r, i] = ti.min(ti.max(t, near), far)
 
 
 def stratified(
