@@ -66,7 +66,8 @@ def compacted_variant(model: NerfModel, masks: dict[str, torch.Tensor], tune: bo
         if tune:
             tune_modes(graph)
         if int8:
-            graph.set_modes({layer.name: "int8" for layer in result.topology.layers})
+            # Layers compacted to nothing (no inputs or no outputs left) stay dense: there is nothing to quantise.
+            graph.set_modes({l.name: "int8" for l in result.topology.layers if l.in_features and l.out_features})
         setattr(out, net, graph)
     return out.eval()
 
