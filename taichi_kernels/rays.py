@@ -110,7 +110,7 @@ def generate_rays(
     for wrong shapes or a view index outside 0..N-1.
     """
     ensure_initialized()
-    n = c2w.shape[0] if c2w.dim() == 3 else -1
+    n = c2w.shape[0] if c2w.dim() == 3 else None
     c2w = _f32("c2w", c2w, (n, 3, 4))
     intrinsics = _f32("intrinsics", intrinsics, (n, 4))
     dist = _NO_DISTORTION.to(c2w.device) if distortion is None else _f32("distortion", distortion, (n, 6))
