@@ -4,7 +4,10 @@
 //! The binding crate (`rust/py`) converts numpy arrays to slices and maps
 //! [`CoreError`] to Python exceptions.
 
+pub mod batch;
 pub mod checksum;
+pub mod decode;
 pub mod error;
+pub mod resize;
 
 pub use error::{CoreError, CoreResult};
