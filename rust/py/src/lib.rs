@@ -6,12 +6,16 @@
 
 use pyo3::prelude::*;
 
+mod batch;
 mod errors;
 mod fingerprint;
+mod scene;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     fingerprint::register(m)?;
+    scene::register(m)?;
+    batch::register(m)?;
     Ok(())
 }
