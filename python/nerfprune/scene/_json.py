@@ -36,13 +36,20 @@ def load_json(path: Path) -> dict:
     return doc
 
 
+def _get(obj: dict, key: str, where: str, default: Any) -> tuple[bool, Any]:
+    """(present, value): `default` when `key` is absent, an error if it was required."""
+    if key in obj:
+        return True, obj[key]
+    if default is MISSING:
+        raise SceneError(f"{where}: missing '{key}'")
+    return False, default
+
+
 def number(obj: dict, key: str, where: str, default: Any = MISSING) -> float:
     """A finite number (int or float, not bool) under `key`, or `default` when absent."""
-    if key not in obj:
-        if default is MISSING:
-            raise SceneError(f"{where}: missing '{key}'")
-        return default
-    value = obj[key]
+    present, value = _get(obj, key, where, default)
+    if not present:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SceneError(f"{where}: '{key}' must be a number, got {_type_name(value)}")
     value = float(value)
@@ -52,20 +59,16 @@ def number(obj: dict, key: str, where: str, default: Any = MISSING) -> float:
 
 
 def string(obj: dict, key: str, where: str) -> str:
-    if key not in obj:
-        raise SceneError(f"{where}: missing '{key}'")
-    value = obj[key]
+    _, value = _get(obj, key, where, MISSING)
     if not isinstance(value, str) or not value:
         raise SceneError(f"{where}: '{key}' must be a non-empty string, got {_type_name(value)}")
     return value
 
 
 def list_of(obj: dict, key: str, where: str, default: Any = MISSING) -> list:
-    if key not in obj:
-        if default is MISSING:
-            raise SceneError(f"{where}: missing '{key}'")
-        return default
-    value = obj[key]
+    present, value = _get(obj, key, where, default)
+    if not present:
+        return value
     if not isinstance(value, list):
         raise SceneError(f"{where}: '{key}' must be a list, got {_type_name(value)}")
     return value
