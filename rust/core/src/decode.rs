@@ -256,9 +256,26 @@ pub fn convert_channels(src: &[u8], src_c: usize, dst: &mut [u8], dst_c: usize) 
     }
 }
 
+/// Decode PNG bytes straight into `out` when the file's samples already have the
+/// layout of the scene buffer (8-bit RGB into 3 channels, 8-bit RGBA into 4).
+/// Returns false, touching nothing, when a conversion is needed.
+fn decode_png_direct(bytes: &[u8], name: &str, expect: (u32, u32), channels: usize, out: &mut [u8]) -> CoreResult<bool> {
+    let mut reader = png_decoder(Cursor::new(bytes)).read_info().map_err(|e| png_error(e, name))?;
+    let (color, depth) = reader.output_color_type();
+    let same_layout = depth == png::BitDepth::Eight && png_channels(color) == channels;
+    if !same_layout || (reader.info().width, reader.info().height) != expect || reader.output_buffer_size() != Some(out.len()) {
+        return Ok(false);
+    }
+    reader.next_frame(out).map_err(|e| png_error(e, name))?;
+    Ok(true)
+}
+
 /// Decode one file into `out` (`[H/factor, W/factor, channels]`), checking its size.
 fn decode_file_into(path: &str, expect: (u32, u32), factor: usize, channels: usize, out: &mut [u8]) -> CoreResult<()> {
     let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, &e))?;
+    if factor == 1 && sniff(&bytes[..bytes.len().min(8)], path)? == Kind::Png && decode_png_direct(&bytes, path, expect, channels, out)? {
+        return Ok(());
+    }
     let img = decode_bytes(&bytes, path)?;
     if (img.width, img.height) != expect {
         return Err(CoreError::decode(
@@ -315,7 +332,7 @@ pub fn decode_files(paths: &[String], factor: usize) -> CoreResult<ImageStack> {
     }
     let channels = if infos.iter().any(|i| i.has_alpha) { 4 } else { 3 };
     let frame = width * height * channels;
-    let mut data = vec![0u8; frame * paths.len()];
+    let mut data = crate::buffer::zeroed(frame * paths.len());
     let expect = (first.width, first.height);
     let results: Vec<CoreResult<()>> = data
         .par_chunks_mut(frame)

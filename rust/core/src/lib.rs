@@ -5,6 +5,7 @@
 //! [`CoreError`] to Python exceptions.
 
 pub mod batch;
+pub mod buffer;
 pub mod checksum;
 pub mod decode;
 pub mod error;

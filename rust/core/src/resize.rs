@@ -9,6 +9,9 @@
 //! the right/bottom are dropped, so pixel (r, c) of the output covers input rows
 //! `[r*f, r*f+f)` and columns `[c*f, c*f+f)` and intrinsics scale by exactly 1/f.
 
+use crate::error::{CoreError, CoreResult};
+use rayon::prelude::*;
+
 /// Downscale `src` (`[height, width, channels]`) by `factor` into `dst`
 /// (`[height / factor, width / factor, channels]`).
 pub fn area_downscale(src: &[u8], width: usize, height: usize, channels: usize, factor: usize, dst: &mut [u8]) {
@@ -50,6 +53,22 @@ pub fn area_downscale(src: &[u8], width: usize, height: usize, channels: usize, 
             }
         }
     }
+}
+
+/// Downscale a stack `[n, height, width, channels]` by `factor`, in parallel over images.
+pub fn downscale_stack(src: &[u8], n: usize, height: usize, width: usize, channels: usize, factor: usize) -> CoreResult<Vec<u8>> {
+    let (oh, ow) = (height / factor.max(1), width / factor.max(1));
+    if factor == 0 || oh == 0 || ow == 0 || n == 0 || src.len() != n * height * width * channels {
+        return Err(CoreError::InvalidArgument(format!(
+            "cannot downscale {} bytes as [{n}, {height}, {width}, {channels}] by {factor}",
+            src.len()
+        )));
+    }
+    let mut out = crate::buffer::zeroed(n * oh * ow * channels);
+    out.par_chunks_mut(oh * ow * channels)
+        .zip(src.par_chunks(height * width * channels))
+        .for_each(|(o, i)| area_downscale(i, width, height, channels, factor, o));
+    Ok(out)
 }
 
 #[cfg(test)]

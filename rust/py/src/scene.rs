@@ -2,10 +2,10 @@
 
 use crate::errors::guarded;
 use nerfprune_core::decode::{decode_bytes, decode_files, probe_file};
+use nerfprune_core::resize::downscale_stack;
 use nerfprune_core::CoreError;
 use numpy::ndarray::{Array3, Array4};
 use numpy::{IntoPyArray, PyArray3, PyArray4, PyReadonlyArray4, PyUntypedArrayMethods};
-use rayon::prelude::*;
 use pyo3::prelude::*;
 
 fn shape_error(e: impl std::fmt::Display) -> PyErr {
@@ -49,22 +49,9 @@ fn downscale_images<'py>(py: Python<'py>, images: PyReadonlyArray4<'py, u8>, fac
     let src = images
         .as_slice()
         .map_err(|_| pyo3::exceptions::PyValueError::new_err("downscale_images: images must be C-contiguous"))?;
-    if factor == 0 || s[1] / factor == 0 || s[2] / factor == 0 || s[0] == 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "downscale_images: factor {factor} does not fit images of shape {s:?}"
-        )));
-    }
-    let (h, w) = (s[1] / factor, s[2] / factor);
-    let data = py.detach(|| {
-        guarded(|| -> Result<_, CoreError> {
-            let mut out = vec![0u8; s[0] * h * w * s[3]];
-            out.par_chunks_mut(h * w * s[3]).zip(src.par_chunks(s[1] * s[2] * s[3])).for_each(|(o, i)| {
-                nerfprune_core::resize::area_downscale(i, s[2], s[1], s[3], factor, o);
-            });
-            Ok(out)
-        })
-    })?;
-    let array = Array4::from_shape_vec((s[0], h, w, s[3]), data).map_err(shape_error)?;
+    let data = py.detach(|| guarded(|| downscale_stack(src, s[0], s[1], s[2], s[3], factor)))?;
+    let shape = (s[0], s[1] / factor, s[2] / factor, s[3]);
+    let array = Array4::from_shape_vec(shape, data).map_err(shape_error)?;
     Ok(array.into_pyarray(py))
 }
 
