@@ -135,6 +135,17 @@ def test_llff_reorders_rescales_and_recentres(tmp_path) -> None:
     assert load_scene(tmp_path, factor=2).images.shape == (9, H // 2, W // 2, 3)
 
 
+def test_llff_reads_an_existing_downscaled_folder(tmp_path) -> None:
+    write_llff(tmp_path, folder="images_4")
+    (tmp_path / "images_8").mkdir()
+    for i in range(9):  # a half-size copy, filled with a constant so it is recognisable
+        Image.new("RGB", (W // 2, H // 2), (i, 0, 0)).save(tmp_path / "images_8" / f"img{i:03d}.png")
+    scene = load_scene(tmp_path, factor=2)
+    assert scene.meta["image_dir"].endswith("images_8")
+    assert scene.images.shape == (9, H // 2, W // 2, 3) and (scene.images[3, ..., 0] == 3).all()
+    np.testing.assert_allclose(scene.cameras.fx, 40.0 * (W // 2) / (W * 4), rtol=1e-6)
+
+
 def test_npz_float_and_uint8_images(tmp_path) -> None:
     scene = load_scene(write_npz(tmp_path / "tiny.npz"), factor=2)
     assert scene.meta["format"] == "npz" and scene.images.shape == (9, H // 2, W // 2, 3)
