@@ -3,7 +3,8 @@
 Rust: `nerfprune._native.decode_images` (parallel over files with rayon, GIL released,
 one contiguous [N, H, W, 4] uint8 array). imageio: `imageio.v3.imread` per file,
 sequentially, stacked into the same array. Both outputs are checked to be equal.
-Prints a table, then one JSON line with the figures (median of --repeats runs).
+Runs alternate between the decoders. Prints a table, then one JSON line with the figures
+(median of --repeats runs).
 
     python benchmarks/bench_decode.py [--repeats 5] [--datasets PATH]
 """
@@ -24,13 +25,17 @@ from nerfprune import _native
 from nerfprune.scene.formats.blender import read_blender
 
 
-def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
-    times, out = [], None
+def timed(fns: dict, repeats: int) -> dict[str, tuple[float, np.ndarray]]:
+    """Median seconds and last output per decoder; runs are interleaved so that both
+    decoders see the same background load on a shared machine."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    outputs = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(t), outputs[name]) for name, t in times.items()}
 
 
 def main() -> None:
@@ -45,8 +50,11 @@ def main() -> None:
     for p in paths:  # warm the page cache so both decoders read from memory
         Path(p).read_bytes()
 
-    rust_s, rust = timed(lambda: _native.decode_images(paths), args.repeats)
-    imageio_s, ref = timed(lambda: np.stack([iio.imread(p) for p in paths]), args.repeats)
+    results = timed(
+        {"rust": lambda: _native.decode_images(paths), "imageio": lambda: np.stack([iio.imread(p) for p in paths])},
+        args.repeats,
+    )
+    (rust_s, rust), (imageio_s, ref) = results["rust"], results["imageio"]
     if not np.array_equal(rust, ref):
         raise SystemExit("decoders disagree: the benchmark is invalid")
 
