@@ -18,7 +18,7 @@ use crate::error::{CoreError, CoreResult};
 const ROUNDS: usize = 6;
 const TAG_PIXELS: u64 = 0x5049_5845_4c53; // stream tags keep the permutations independent
 const TAG_CROP: u64 = 0x4352_4f50;
-const TAG_VIEWS: u64 = 0x5649_4557_53;
+const TAG_VIEWS: u64 = 0x0056_4945_5753;
 const TAG_BACKGROUND: u64 = 0x4247;
 
 /// SplitMix64 finaliser: a cheap, well-mixed 64-bit hash.
@@ -33,7 +33,9 @@ pub fn splitmix64(mut z: u64) -> u64 {
 /// Hash of a sequence of words (order-sensitive).
 #[inline]
 fn key(words: &[u64]) -> u64 {
-    words.iter().fold(0x6E65_7266_7072_756E, |h, &w| splitmix64(h ^ splitmix64(w)))
+    words
+        .iter()
+        .fold(0x6E65_7266_7072_756E, |h, &w| splitmix64(h ^ splitmix64(w)))
 }
 
 /// A seeded bijection of `[0, n)`: Feistel network + cycle-walking.
@@ -49,12 +51,17 @@ impl Permutation {
     /// Permutation of `[0, n)` determined by `stream_key` (n >= 1).
     pub fn new(n: u64, stream_key: u64) -> Self {
         let bits = (64 - (n.max(2) - 1).leading_zeros()).max(2);
-        let half_bits = (bits + 1) / 2;
+        let half_bits = bits.div_ceil(2);
         let mut keys = [0u64; ROUNDS];
         for (i, k) in keys.iter_mut().enumerate() {
             *k = key(&[stream_key, i as u64]);
         }
-        Permutation { n, half_bits, mask: (1u64 << half_bits) - 1, keys }
+        Permutation {
+            n,
+            half_bits,
+            mask: (1u64 << half_bits) - 1,
+            keys,
+        }
     }
 
     #[inline]
@@ -112,17 +119,33 @@ struct Region {
 
 fn region(cfg: &BatchConfig, height: u64, width: u64, crop: bool) -> Region {
     if !crop {
-        return Region { row0: 0, col0: 0, rows: height, cols: width };
+        return Region {
+            row0: 0,
+            col0: 0,
+            rows: height,
+            cols: width,
+        };
     }
     // As the original NeRF: rows H/2 - dH .. H/2 + dH with dH = H/2 * frac.
     let dh = ((height / 2) as f64 * cfg.precrop_frac as f64) as u64;
     let dw = ((width / 2) as f64 * cfg.precrop_frac as f64) as u64;
     let (rows, cols) = ((2 * dh).clamp(1, height), (2 * dw).clamp(1, width));
-    Region { row0: (height - rows) / 2, col0: (width - cols) / 2, rows, cols }
+    Region {
+        row0: (height - rows) / 2,
+        col0: (width - cols) / 2,
+        rows,
+        cols,
+    }
 }
 
 /// Indices of batch `iteration` over `n_views` images of `height` x `width` pixels.
-pub fn ray_indices(cfg: &BatchConfig, n_views: usize, height: usize, width: usize, iteration: u64) -> CoreResult<RayIndices> {
+pub fn ray_indices(
+    cfg: &BatchConfig,
+    n_views: usize,
+    height: usize,
+    width: usize,
+    iteration: u64,
+) -> CoreResult<RayIndices> {
     if cfg.batch_size == 0 || n_views == 0 || height == 0 || width == 0 {
         return Err(CoreError::InvalidArgument(format!(
             "need batch_size, views, height and width > 0 (got {}, {n_views}, {height}, {width})",
@@ -130,15 +153,26 @@ pub fn ray_indices(cfg: &BatchConfig, n_views: usize, height: usize, width: usiz
         )));
     }
     if !(cfg.precrop_frac > 0.0 && cfg.precrop_frac <= 1.0) {
-        return Err(CoreError::InvalidArgument(format!("precrop_frac must be in (0, 1], got {}", cfg.precrop_frac)));
+        return Err(CoreError::InvalidArgument(format!(
+            "precrop_frac must be in (0, 1], got {}",
+            cfg.precrop_frac
+        )));
     }
     let crop = iteration < cfg.precrop_iters;
     // Iterations count from the start of their phase, so epochs align with phases.
-    let (phase_iter, tag) = if crop { (iteration, TAG_CROP) } else { (iteration - cfg.precrop_iters, TAG_PIXELS) };
+    let (phase_iter, tag) = if crop {
+        (iteration, TAG_CROP)
+    } else {
+        (iteration - cfg.precrop_iters, TAG_PIXELS)
+    };
     let reg = region(cfg, height as u64, width as u64, crop);
     let per_view = reg.rows * reg.cols;
     let b = cfg.batch_size as u64;
-    let mut out = RayIndices { view: Vec::with_capacity(cfg.batch_size), row: Vec::new(), col: Vec::new() };
+    let mut out = RayIndices {
+        view: Vec::with_capacity(cfg.batch_size),
+        row: Vec::new(),
+        col: Vec::new(),
+    };
     out.row.reserve(cfg.batch_size);
     out.col.reserve(cfg.batch_size);
     let mut push = |v: u64, pixel: u64| {
@@ -149,14 +183,18 @@ pub fn ray_indices(cfg: &BatchConfig, n_views: usize, height: usize, width: usiz
     if cfg.single_image {
         let v_count = n_views as u64;
         let round = phase_iter / v_count;
-        let view = Permutation::new(v_count, key(&[cfg.seed, tag, TAG_VIEWS, round])).apply(phase_iter % v_count);
+        let view = Permutation::new(v_count, key(&[cfg.seed, tag, TAG_VIEWS, round]))
+            .apply(phase_iter % v_count);
         // `round` = how often this view was drawn before: continue its own pixel sequence.
         let mut epoch = u64::MAX;
         let mut perm = None;
         for p in round * b..round * b + b {
             if p / per_view != epoch {
                 epoch = p / per_view;
-                perm = Some(Permutation::new(per_view, key(&[cfg.seed, tag, view, epoch])));
+                perm = Some(Permutation::new(
+                    per_view,
+                    key(&[cfg.seed, tag, view, epoch]),
+                ));
             }
             push(view, perm.as_ref().unwrap().apply(p % per_view));
         }
@@ -196,8 +234,20 @@ pub struct ImagesRef<'a> {
 }
 
 /// Target colours `[B, 3]` (sRGB in [0, 1], alpha composited) and the backgrounds `[B, 3]`.
-pub fn gather(images: ImagesRef<'_>, views: &[i64], rows: &[i64], cols: &[i64], bg: Background) -> CoreResult<(Vec<f32>, Vec<f32>)> {
-    let ImagesRef { data, n, height, width, channels } = images;
+pub fn gather(
+    images: ImagesRef<'_>,
+    views: &[i64],
+    rows: &[i64],
+    cols: &[i64],
+    bg: Background,
+) -> CoreResult<(Vec<f32>, Vec<f32>)> {
+    let ImagesRef {
+        data,
+        n,
+        height,
+        width,
+        channels,
+    } = images;
     if data.len() != n * height * width * channels || !(channels == 3 || channels == 4) {
         return Err(CoreError::InvalidArgument(format!(
             "images buffer of {} bytes is not [{n}, {height}, {width}, 3|4]",
@@ -207,8 +257,11 @@ pub fn gather(images: ImagesRef<'_>, views: &[i64], rows: &[i64], cols: &[i64], 
     let mut rgb = Vec::with_capacity(views.len() * 3);
     let mut backgrounds = Vec::with_capacity(views.len() * 3);
     for (j, ((&v, &r), &c)) in views.iter().zip(rows).zip(cols).enumerate() {
-        if v < 0 || v as usize >= n || r < 0 || r as usize >= height || c < 0 || c as usize >= width {
-            return Err(CoreError::InvalidArgument(format!("pixel ({v}, {r}, {c}) outside [{n}, {height}, {width}]")));
+        if v < 0 || v as usize >= n || r < 0 || r as usize >= height || c < 0 || c as usize >= width
+        {
+            return Err(CoreError::InvalidArgument(format!(
+                "pixel ({v}, {r}, {c}) outside [{n}, {height}, {width}]"
+            )));
         }
         let at = ((v as usize * height + r as usize) * width + c as usize) * channels;
         let px = &data[at..at + channels];
@@ -221,7 +274,11 @@ pub fn gather(images: ImagesRef<'_>, views: &[i64], rows: &[i64], cols: &[i64], 
                 [u(0), u(21), u(42)]
             }
         };
-        let alpha = if channels == 4 { px[3] as f32 / 255.0 } else { 1.0 };
+        let alpha = if channels == 4 {
+            px[3] as f32 / 255.0
+        } else {
+            1.0
+        };
         for k in 0..3 {
             rgb.push(px[k] as f32 / 255.0 * alpha + back[k] * (1.0 - alpha));
         }
@@ -237,14 +294,33 @@ mod tests {
     use std::collections::HashSet;
 
     fn cfg(b: usize, seed: u64) -> BatchConfig {
-        BatchConfig { batch_size: b, seed, precrop_iters: 0, precrop_frac: 0.5, single_image: false }
+        BatchConfig {
+            batch_size: b,
+            seed,
+            precrop_iters: 0,
+            precrop_frac: 0.5,
+            single_image: false,
+        }
     }
 
     #[test]
     fn gather_composites_alpha_on_background() {
         let data = [255u8, 0, 0, 0, 0, 255, 0, 255];
-        let img = ImagesRef { data: &data, n: 1, height: 1, width: 2, channels: 4 };
-        let (rgb, bg) = gather(img, &[0, 0], &[0, 0], &[0, 1], Background::Fixed([1.0, 1.0, 1.0])).unwrap();
+        let img = ImagesRef {
+            data: &data,
+            n: 1,
+            height: 1,
+            width: 2,
+            channels: 4,
+        };
+        let (rgb, bg) = gather(
+            img,
+            &[0, 0],
+            &[0, 0],
+            &[0, 1],
+            Background::Fixed([1.0, 1.0, 1.0]),
+        )
+        .unwrap();
         assert_eq!(rgb, vec![1.0, 1.0, 1.0, 0.0, 1.0, 0.0]);
         assert_eq!(bg, vec![1.0; 6]);
         assert!(gather(img, &[1], &[0], &[0], Background::Fixed([0.0; 3])).is_err());
@@ -262,24 +338,35 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 105);
-        assert_ne!(ray_indices(&c, 3, 5, 7, 0).unwrap(), ray_indices(&c, 3, 5, 7, 7).unwrap());
+        assert_ne!(
+            ray_indices(&c, 3, 5, 7, 0).unwrap(),
+            ray_indices(&c, 3, 5, 7, 7).unwrap()
+        );
     }
 
     #[test]
     fn precrop_stays_in_the_centre_then_stops() {
-        let c = BatchConfig { precrop_iters: 3, ..cfg(64, 1) };
+        let c = BatchConfig {
+            precrop_iters: 3,
+            ..cfg(64, 1)
+        };
         for it in 0..3 {
             let b = ray_indices(&c, 2, 20, 40, it).unwrap();
             assert!(b.row.iter().all(|&r| (5..15).contains(&r)));
             assert!(b.col.iter().all(|&x| (10..30).contains(&x)));
         }
-        let after: Vec<i64> = (3..40).flat_map(|it| ray_indices(&c, 2, 20, 40, it).unwrap().row).collect();
+        let after: Vec<i64> = (3..40)
+            .flat_map(|it| ray_indices(&c, 2, 20, 40, it).unwrap().row)
+            .collect();
         assert!(after.iter().any(|&r| !(5..15).contains(&r)));
     }
 
     #[test]
     fn single_image_rounds_visit_every_view_once() {
-        let c = BatchConfig { single_image: true, ..cfg(10, 3) };
+        let c = BatchConfig {
+            single_image: true,
+            ..cfg(10, 3)
+        };
         for round in 0..3 {
             let views: HashSet<i64> = (round * 4..round * 4 + 4)
                 .map(|it| {

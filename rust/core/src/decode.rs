@@ -58,15 +58,24 @@ fn sniff(head: &[u8], name: &str) -> CoreResult<Kind> {
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Ok(Kind::Jpeg)
     } else if head.is_empty() {
-        Err(CoreError::decode(name, "empty file (0 bytes), not an image"))
+        Err(CoreError::decode(
+            name,
+            "empty file (0 bytes), not an image",
+        ))
     } else {
-        Err(CoreError::decode(name, "not a PNG or JPEG image (unrecognised file signature)"))
+        Err(CoreError::decode(
+            name,
+            "not a PNG or JPEG image (unrecognised file signature)",
+        ))
     }
 }
 
 fn check_size(width: u32, height: u32, name: &str) -> CoreResult<()> {
     if width == 0 || height == 0 || (width as u64) * (height as u64) > MAX_PIXELS {
-        return Err(CoreError::decode(name, format!("unsupported image size {width}x{height}")));
+        return Err(CoreError::decode(
+            name,
+            format!("unsupported image size {width}x{height}"),
+        ));
     }
     Ok(())
 }
@@ -74,7 +83,10 @@ fn check_size(width: u32, height: u32, name: &str) -> CoreResult<()> {
 fn png_error(e: png::DecodingError, name: &str) -> CoreError {
     match e {
         png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            CoreError::decode(name, "truncated PNG (the file ends before the image data does)")
+            CoreError::decode(
+                name,
+                "truncated PNG (the file ends before the image data does)",
+            )
         }
         other => CoreError::decode(name, format!("corrupt PNG: {other}")),
     }
@@ -83,7 +95,10 @@ fn png_error(e: png::DecodingError, name: &str) -> CoreError {
 fn jpeg_error(e: jpeg_decoder::Error, name: &str) -> CoreError {
     match e {
         jpeg_decoder::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            CoreError::decode(name, "truncated JPEG (the file ends before the image data does)")
+            CoreError::decode(
+                name,
+                "truncated JPEG (the file ends before the image data does)",
+            )
         }
         other => CoreError::decode(name, format!("corrupt JPEG: {other}")),
     }
@@ -110,7 +125,9 @@ fn jpeg_channels(format: jpeg_decoder::PixelFormat, name: &str) -> CoreResult<us
     match format {
         jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::L16 => Ok(1),
         jpeg_decoder::PixelFormat::RGB24 => Ok(3),
-        jpeg_decoder::PixelFormat::CMYK32 => Err(CoreError::decode(name, "unsupported JPEG: CMYK colour")),
+        jpeg_decoder::PixelFormat::CMYK32 => {
+            Err(CoreError::decode(name, "unsupported JPEG: CMYK colour"))
+        }
     }
 }
 
@@ -122,20 +139,34 @@ pub fn probe_file(path: &str) -> CoreResult<ImageInfo> {
     let got = read_up_to(&mut reader, &mut head).map_err(|e| CoreError::io(path, &e))?;
     let kind = sniff(&head[..got], path)?;
     use std::io::Seek;
-    reader.seek(std::io::SeekFrom::Start(0)).map_err(|e| CoreError::io(path, &e))?;
+    reader
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| CoreError::io(path, &e))?;
     let info = match kind {
         Kind::Png => {
-            let r = png_decoder(reader).read_info().map_err(|e| png_error(e, path))?;
+            let r = png_decoder(reader)
+                .read_info()
+                .map_err(|e| png_error(e, path))?;
             let (color, _) = r.output_color_type();
             let i = r.info();
-            ImageInfo { width: i.width, height: i.height, has_alpha: png_channels(color) % 2 == 0 }
+            ImageInfo {
+                width: i.width,
+                height: i.height,
+                has_alpha: matches!(png_channels(color), 2 | 4),
+            }
         }
         Kind::Jpeg => {
             let mut d = jpeg_decoder::Decoder::new(reader);
             d.read_info().map_err(|e| jpeg_error(e, path))?;
-            let i = d.info().ok_or_else(|| CoreError::decode(path, "corrupt JPEG: no frame header"))?;
+            let i = d
+                .info()
+                .ok_or_else(|| CoreError::decode(path, "corrupt JPEG: no frame header"))?;
             jpeg_channels(i.pixel_format, path)?;
-            ImageInfo { width: i.width as u32, height: i.height as u32, has_alpha: false }
+            ImageInfo {
+                width: i.width as u32,
+                height: i.height as u32,
+                has_alpha: false,
+            }
         }
     };
     check_size(info.width, info.height, path)?;
@@ -160,7 +191,9 @@ fn to_u8(v: u16) -> u8 {
 }
 
 fn decode_png(bytes: &[u8], name: &str) -> CoreResult<Image> {
-    let mut reader = png_decoder(Cursor::new(bytes)).read_info().map_err(|e| png_error(e, name))?;
+    let mut reader = png_decoder(Cursor::new(bytes))
+        .read_info()
+        .map_err(|e| png_error(e, name))?;
     let (width, height) = (reader.info().width, reader.info().height);
     check_size(width, height, name)?;
     let (color, depth) = reader.output_color_type();
@@ -168,15 +201,24 @@ fn decode_png(bytes: &[u8], name: &str) -> CoreResult<Image> {
         .output_buffer_size()
         .ok_or_else(|| CoreError::decode(name, "unsupported image size (overflow)"))?;
     let mut buf = vec![0u8; size];
-    let frame = reader.next_frame(&mut buf).map_err(|e| png_error(e, name))?;
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| png_error(e, name))?;
     buf.truncate(frame.buffer_size());
     let channels = png_channels(color);
     let data = if depth == png::BitDepth::Sixteen {
-        buf.chunks_exact(2).map(|b| to_u8(u16::from_be_bytes([b[0], b[1]]))).collect()
+        buf.chunks_exact(2)
+            .map(|b| to_u8(u16::from_be_bytes([b[0], b[1]])))
+            .collect()
     } else {
         buf
     };
-    Ok(Image { width, height, channels, data })
+    Ok(Image {
+        width,
+        height,
+        channels,
+        data,
+    })
 }
 
 /// True when the JPEG's entropy-coded data is followed by an end-of-image marker
@@ -210,24 +252,39 @@ fn decode_jpeg(bytes: &[u8], name: &str) -> CoreResult<Image> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size((MAX_PIXELS * 4) as usize);
     d.read_info().map_err(|e| jpeg_error(e, name))?;
-    let info = d.info().ok_or_else(|| CoreError::decode(name, "corrupt JPEG: no frame header"))?;
+    let info = d
+        .info()
+        .ok_or_else(|| CoreError::decode(name, "corrupt JPEG: no frame header"))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_size(width, height, name)?;
     let channels = jpeg_channels(info.pixel_format, name)?;
     if !jpeg_has_eoi(bytes) {
-        return Err(CoreError::decode(name, "truncated JPEG (no end-of-image marker after the image data)"));
+        return Err(CoreError::decode(
+            name,
+            "truncated JPEG (no end-of-image marker after the image data)",
+        ));
     }
     let raw = d.decode().map_err(|e| jpeg_error(e, name))?;
     let data = if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
-        raw.chunks_exact(2).map(|b| to_u8(u16::from_be_bytes([b[0], b[1]]))).collect()
+        raw.chunks_exact(2)
+            .map(|b| to_u8(u16::from_be_bytes([b[0], b[1]])))
+            .collect()
     } else {
         raw
     };
     let expected = width as usize * height as usize * channels;
     if data.len() != expected {
-        return Err(CoreError::decode(name, "corrupt JPEG: decoded size does not match its header"));
+        return Err(CoreError::decode(
+            name,
+            "corrupt JPEG: decoded size does not match its header",
+        ));
     }
-    Ok(Image { width, height, channels, data })
+    Ok(Image {
+        width,
+        height,
+        channels,
+        data,
+    })
 }
 
 /// Decode PNG or JPEG bytes (`name` is only used in error messages).
@@ -259,11 +316,22 @@ pub fn convert_channels(src: &[u8], src_c: usize, dst: &mut [u8], dst_c: usize) 
 /// Decode PNG bytes straight into `out` when the file's samples already have the
 /// layout of the scene buffer (8-bit RGB into 3 channels, 8-bit RGBA into 4).
 /// Returns false, touching nothing, when a conversion is needed.
-fn decode_png_direct(bytes: &[u8], name: &str, expect: (u32, u32), channels: usize, out: &mut [u8]) -> CoreResult<bool> {
-    let mut reader = png_decoder(Cursor::new(bytes)).read_info().map_err(|e| png_error(e, name))?;
+fn decode_png_direct(
+    bytes: &[u8],
+    name: &str,
+    expect: (u32, u32),
+    channels: usize,
+    out: &mut [u8],
+) -> CoreResult<bool> {
+    let mut reader = png_decoder(Cursor::new(bytes))
+        .read_info()
+        .map_err(|e| png_error(e, name))?;
     let (color, depth) = reader.output_color_type();
     let same_layout = depth == png::BitDepth::Eight && png_channels(color) == channels;
-    if !same_layout || (reader.info().width, reader.info().height) != expect || reader.output_buffer_size() != Some(out.len()) {
+    if !same_layout
+        || (reader.info().width, reader.info().height) != expect
+        || reader.output_buffer_size() != Some(out.len())
+    {
         return Ok(false);
     }
     reader.next_frame(out).map_err(|e| png_error(e, name))?;
@@ -271,16 +339,28 @@ fn decode_png_direct(bytes: &[u8], name: &str, expect: (u32, u32), channels: usi
 }
 
 /// Decode one file into `out` (`[H/factor, W/factor, channels]`), checking its size.
-fn decode_file_into(path: &str, expect: (u32, u32), factor: usize, channels: usize, out: &mut [u8]) -> CoreResult<()> {
+fn decode_file_into(
+    path: &str,
+    expect: (u32, u32),
+    factor: usize,
+    channels: usize,
+    out: &mut [u8],
+) -> CoreResult<()> {
     let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, &e))?;
-    if factor == 1 && sniff(&bytes[..bytes.len().min(8)], path)? == Kind::Png && decode_png_direct(&bytes, path, expect, channels, out)? {
+    if factor == 1
+        && sniff(&bytes[..bytes.len().min(8)], path)? == Kind::Png
+        && decode_png_direct(&bytes, path, expect, channels, out)?
+    {
         return Ok(());
     }
     let img = decode_bytes(&bytes, path)?;
     if (img.width, img.height) != expect {
         return Err(CoreError::decode(
             path,
-            format!("image is {}x{}, its header said {}x{} (file changed while loading?)", img.width, img.height, expect.0, expect.1),
+            format!(
+                "image is {}x{}, its header said {}x{} (file changed while loading?)",
+                img.width, img.height, expect.0, expect.1
+            ),
         ));
     }
     if factor == 1 {
@@ -288,7 +368,14 @@ fn decode_file_into(path: &str, expect: (u32, u32), factor: usize, channels: usi
     } else {
         let mut full = vec![0u8; img.width as usize * img.height as usize * channels];
         convert_channels(&img.data, img.channels, &mut full, channels);
-        area_downscale(&full, img.width as usize, img.height as usize, channels, factor, out);
+        area_downscale(
+            &full,
+            img.width as usize,
+            img.height as usize,
+            channels,
+            factor,
+            out,
+        );
     }
     Ok(())
 }
@@ -305,10 +392,14 @@ fn first_error<T>(results: Vec<CoreResult<T>>) -> CoreResult<Vec<T>> {
 /// (floor of the size; trailing rows/columns that do not fill a block are dropped).
 pub fn decode_files(paths: &[String], factor: usize) -> CoreResult<ImageStack> {
     if paths.is_empty() {
-        return Err(CoreError::InvalidArgument("no image files given (empty frame list)".into()));
+        return Err(CoreError::InvalidArgument(
+            "no image files given (empty frame list)".into(),
+        ));
     }
     if factor == 0 {
-        return Err(CoreError::InvalidArgument("downscale factor must be >= 1".into()));
+        return Err(CoreError::InvalidArgument(
+            "downscale factor must be >= 1".into(),
+        ));
     }
     let infos = first_error(paths.par_iter().map(|p| probe_file(p)).collect())?;
     let first = infos[0];
@@ -323,14 +414,21 @@ pub fn decode_files(paths: &[String], factor: usize) -> CoreResult<ImageStack> {
             ));
         }
     }
-    let (width, height) = (first.width as usize / factor, first.height as usize / factor);
+    let (width, height) = (
+        first.width as usize / factor,
+        first.height as usize / factor,
+    );
     if width == 0 || height == 0 {
         return Err(CoreError::InvalidArgument(format!(
             "downscale factor {factor} is larger than the images ({}x{})",
             first.width, first.height
         )));
     }
-    let channels = if infos.iter().any(|i| i.has_alpha) { 4 } else { 3 };
+    let channels = if infos.iter().any(|i| i.has_alpha) {
+        4
+    } else {
+        3
+    };
     let frame = width * height * channels;
     let mut data = crate::buffer::zeroed(frame * paths.len());
     let expect = (first.width, first.height);
@@ -340,7 +438,13 @@ pub fn decode_files(paths: &[String], factor: usize) -> CoreResult<ImageStack> {
         .map(|(out, p)| decode_file_into(p, expect, factor, channels, out))
         .collect();
     first_error(results)?;
-    Ok(ImageStack { n: paths.len(), height, width, channels, data })
+    Ok(ImageStack {
+        n: paths.len(),
+        height,
+        width,
+        channels,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -349,7 +453,13 @@ mod tests {
     use proptest::prelude::*;
 
     /// Encode a small PNG with the png crate's encoder.
-    pub(crate) fn encode_png(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn encode_png(
+        w: u32,
+        h: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        data: &[u8],
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, w, h);
@@ -367,22 +477,49 @@ mod tests {
 
     #[test]
     fn png_color_types_decode_to_expected_samples() {
-        let rgba = encode_png(2, 1, png::ColorType::Rgba, png::BitDepth::Eight, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let rgba = encode_png(
+            2,
+            1,
+            png::ColorType::Rgba,
+            png::BitDepth::Eight,
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+        );
         let img = decode_bytes(&rgba, "a.png").unwrap();
         assert_eq!((img.width, img.height, img.channels), (2, 1, 4));
         assert_eq!(img.data, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 
-        let g16 = encode_png(2, 1, png::ColorType::Grayscale, png::BitDepth::Sixteen, &[0xFF, 0xFF, 0x80, 0x00]);
+        let g16 = encode_png(
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Sixteen,
+            &[0xFF, 0xFF, 0x80, 0x00],
+        );
         let img = decode_bytes(&g16, "g.png").unwrap();
         assert_eq!(img.channels, 1);
         assert_eq!(img.data, vec![255, 128]);
 
-        let pal = encode_png(4, 1, png::ColorType::Indexed, png::BitDepth::Eight, &[0, 1, 2, 3]);
+        let pal = encode_png(
+            4,
+            1,
+            png::ColorType::Indexed,
+            png::BitDepth::Eight,
+            &[0, 1, 2, 3],
+        );
         let img = decode_bytes(&pal, "p.png").unwrap();
         assert_eq!(img.channels, 4);
-        assert_eq!(img.data, vec![0, 0, 0, 255, 255, 0, 0, 128, 0, 255, 0, 0, 10, 20, 30, 255]);
+        assert_eq!(
+            img.data,
+            vec![0, 0, 0, 255, 255, 0, 0, 128, 0, 255, 0, 0, 10, 20, 30, 255]
+        );
 
-        let ga = encode_png(1, 1, png::ColorType::GrayscaleAlpha, png::BitDepth::Eight, &[9, 200]);
+        let ga = encode_png(
+            1,
+            1,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Eight,
+            &[9, 200],
+        );
         let mut out = [0u8; 4];
         let img = decode_bytes(&ga, "ga.png").unwrap();
         convert_channels(&img.data, img.channels, &mut out, 4);
@@ -391,20 +528,37 @@ mod tests {
 
     #[test]
     fn truncated_and_foreign_bytes_name_the_problem() {
-        let png = encode_png(16, 16, png::ColorType::Rgb, png::BitDepth::Eight, &[7u8; 16 * 16 * 3]);
-        let err = decode_bytes(&png[..png.len() / 2], "x/r_3.png").unwrap_err().to_string();
+        let png = encode_png(
+            16,
+            16,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            &[7u8; 16 * 16 * 3],
+        );
+        let err = decode_bytes(&png[..png.len() / 2], "x/r_3.png")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("x/r_3.png: "), "{err}");
         assert!(err.contains("PNG"), "{err}");
-        let err = decode_bytes(b"GIF89a......", "y.gif").unwrap_err().to_string();
-        assert_eq!(err, "y.gif: not a PNG or JPEG image (unrecognised file signature)");
-        let err = decode_bytes(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16], "t.jpg").unwrap_err().to_string();
+        let err = decode_bytes(b"GIF89a......", "y.gif")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "y.gif: not a PNG or JPEG image (unrecognised file signature)"
+        );
+        let err = decode_bytes(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16], "t.jpg")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("t.jpg: ") && err.contains("JPEG"), "{err}");
     }
 
     #[test]
     fn eoi_scan_walks_segments() {
         // SOI, APP0 (len 4, payload contains FF D9 which must be skipped), SOS (len 2), data, no EOI.
-        let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 2, 3];
+        let mut b = vec![
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 2, 3,
+        ];
         assert!(!jpeg_has_eoi(&b));
         b.extend_from_slice(&[0xFF, 0xD9]);
         assert!(jpeg_has_eoi(&b));

@@ -14,17 +14,33 @@ use rayon::prelude::*;
 
 /// Downscale `src` (`[height, width, channels]`) by `factor` into `dst`
 /// (`[height / factor, width / factor, channels]`).
-pub fn area_downscale(src: &[u8], width: usize, height: usize, channels: usize, factor: usize, dst: &mut [u8]) {
+pub fn area_downscale(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    factor: usize,
+    dst: &mut [u8],
+) {
     let (ow, oh) = (width / factor, height / factor);
-    assert_eq!(src.len(), width * height * channels, "area_downscale: source size");
-    assert_eq!(dst.len(), ow * oh * channels, "area_downscale: destination size");
+    assert_eq!(
+        src.len(),
+        width * height * channels,
+        "area_downscale: source size"
+    );
+    assert_eq!(
+        dst.len(),
+        ow * oh * channels,
+        "area_downscale: destination size"
+    );
     let count = (factor * factor) as u64;
     let mut sums = vec![0u64; channels];
     for r in 0..oh {
         for c in 0..ow {
             sums.iter_mut().for_each(|s| *s = 0);
             for y in r * factor..r * factor + factor {
-                let row = &src[(y * width + c * factor) * channels..(y * width + c * factor + factor) * channels];
+                let row = &src[(y * width + c * factor) * channels
+                    ..(y * width + c * factor + factor) * channels];
                 for px in row.chunks_exact(channels) {
                     if channels == 4 {
                         let a = px[3] as u64;
@@ -43,7 +59,7 @@ pub fn area_downscale(src: &[u8], width: usize, height: usize, channels: usize, 
             if channels == 4 {
                 let alpha = sums[3];
                 for k in 0..3 {
-                    out[k] = if alpha == 0 { 0 } else { ((sums[k] + alpha / 2) / alpha) as u8 };
+                    out[k] = (sums[k] + alpha / 2).checked_div(alpha).unwrap_or(0) as u8;
                 }
                 out[3] = ((alpha + count / 2) / count) as u8;
             } else {
@@ -56,7 +72,14 @@ pub fn area_downscale(src: &[u8], width: usize, height: usize, channels: usize, 
 }
 
 /// Downscale a stack `[n, height, width, channels]` by `factor`, in parallel over images.
-pub fn downscale_stack(src: &[u8], n: usize, height: usize, width: usize, channels: usize, factor: usize) -> CoreResult<Vec<u8>> {
+pub fn downscale_stack(
+    src: &[u8],
+    n: usize,
+    height: usize,
+    width: usize,
+    channels: usize,
+    factor: usize,
+) -> CoreResult<Vec<u8>> {
     let (oh, ow) = (height / factor.max(1), width / factor.max(1));
     if factor == 0 || oh == 0 || ow == 0 || n == 0 || src.len() != n * height * width * channels {
         return Err(CoreError::InvalidArgument(format!(

@@ -4,7 +4,9 @@ use crate::errors::guarded;
 use nerfprune_core::batch::{gather, ray_indices, Background, BatchConfig, ImagesRef};
 use nerfprune_core::CoreError;
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray4, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray4, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -36,10 +38,26 @@ fn ray_batch<'py>(
     random_background: bool,
 ) -> PyResult<BatchArrays<'py>> {
     let shape = images.shape().to_vec();
-    let data = images.as_slice().map_err(|_| PyValueError::new_err("ray_batch: images must be C-contiguous"))?;
-    let views = views.as_slice().map_err(|_| PyValueError::new_err("ray_batch: views must be C-contiguous"))?;
-    let cfg = BatchConfig { batch_size, seed, precrop_iters, precrop_frac, single_image };
-    let stack = ImagesRef { data, n: shape[0], height: shape[1], width: shape[2], channels: shape[3] };
+    let data = images
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("ray_batch: images must be C-contiguous"))?;
+    let views = views
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("ray_batch: views must be C-contiguous"))?;
+    let cfg = BatchConfig {
+        batch_size,
+        seed,
+        precrop_iters,
+        precrop_frac,
+        single_image,
+    };
+    let stack = ImagesRef {
+        data,
+        n: shape[0],
+        height: shape[1],
+        width: shape[2],
+        channels: shape[3],
+    };
     let bg = if random_background {
         Background::Random { seed, iteration }
     } else {
