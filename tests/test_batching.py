@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune.scene import Cameras, RayBatcher, Scene
+from nerfprune.scene import BatchConfig, Cameras, RayBatcher, Scene
 
 
 def tiny_scene(n: int = 3, h: int = 5, w: int = 6, channels: int = 4, seed: int = 0, random_bg: bool = False) -> Scene:
@@ -107,3 +107,11 @@ def test_to_torch_and_bad_arguments() -> None:
         RayBatcher(scene, precrop_frac=0.0)
     with pytest.raises(ValueError, match="no split 'test'"):
         RayBatcher(scene, split="test")
+
+
+def test_from_config_equals_keyword_construction() -> None:
+    scene = tiny_scene()
+    cfg = BatchConfig(batch_size=12, seed=4, precrop_iters=1, single_image=True)
+    a = RayBatcher.from_config(scene, cfg).batch(3)
+    b = RayBatcher(scene, batch_size=12, seed=4, precrop_iters=1, single_image=True).batch(3)
+    assert keys(a) == keys(b)

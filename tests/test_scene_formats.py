@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfprune.scene import detect_format, load_scene
+from nerfprune.scene import SceneConfig, detect_format, load_scene
 from nerfprune.scene.builtin import look_at
 
 W, H = 12, 8
@@ -155,6 +155,6 @@ def test_npz_float_and_uint8_images(tmp_path) -> None:
     assert detect_format(tmp_path / "tiny.npz")[0] == "npz"
 
 
-def test_builtin_by_name() -> None:
-    scene = load_scene("builtin")
+def test_builtin_by_name_and_config() -> None:
+    scene = SceneConfig().load()
     assert scene.name == "builtin" and scene.images.shape[0] == len(scene.cameras)

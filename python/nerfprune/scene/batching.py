@@ -10,7 +10,7 @@ background returned with the batch (the renderer composites onto the same).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -35,6 +35,17 @@ class RayBatch:
         import torch
 
         return RayBatch(*(torch.from_numpy(a).to(device) for a in (self.view, self.row, self.col, self.rgb, self.background)))
+
+
+@dataclass
+class BatchConfig:
+    """How training rays are drawn; `RayBatcher.from_config(scene, config)` uses it."""
+
+    batch_size: int = 1024  # rays per batch
+    seed: int = 0  # seed of the per-epoch shuffles and of random backgrounds
+    precrop_iters: int = 0  # first iterations that sample only the image centre (0 = off)
+    precrop_frac: float = 0.5  # fraction of height and width kept by that centre crop
+    single_image: bool = False  # every batch from one view instead of all views mixed
 
 
 class RayBatcher:
@@ -75,6 +86,10 @@ class RayBatcher:
         self.precrop_iters = precrop_iters
         self.precrop_frac = precrop_frac
         self.single_image = single_image
+
+    @classmethod
+    def from_config(cls, scene: Scene, config: BatchConfig, split: str = "train") -> "RayBatcher":
+        return cls(scene, split, **asdict(config))
 
     @property
     def rays_per_epoch(self) -> int:

@@ -13,6 +13,7 @@ colours are made per ray batch (`RayBatcher`) or per view (`Scene.images_float`)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,21 @@ from nerfprune.scene.types import Cameras, Scene
 log = logging.getLogger(__name__)
 
 BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "random": (1.0, 1.0, 1.0)}
+
+
+@dataclass
+class SceneConfig:
+    """Which scene to load and how; `load()` calls `load_scene` with these fields."""
+
+    path: str = "builtin"  # dataset folder or metadata file (Blender, instant-ngp, LLFF, npz), or "builtin"
+    factor: int = 1  # integer image downscale (area filter); intrinsics are scaled to match
+    background: str = "white"  # colour behind transparent pixels: white | black | random (per ray, training)
+    views: list[int] | None = None  # load only these frame indices (file order), None = all
+    holdout_every: int = 8  # without splits in the files, every k-th view is held out for val/test
+
+    def load(self) -> Scene:
+        return load_scene(self.path, factor=self.factor, background=self.background, views=self.views,
+                          holdout_every=self.holdout_every)
 
 
 def holdout_splits(n: int, every: int) -> dict[str, np.ndarray]:
