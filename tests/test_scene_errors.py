@@ -144,6 +144,8 @@ def test_wrong_json_types_blender(tmp_path, edit, message) -> None:
     [
         (lambda d: d.update(fl_x=True), "'fl_x' must be a number, got bool"),
         (lambda d: d["frames"][3].update(w=10.5), "frame 3: 'w' must be a whole number of pixels"),
+        (lambda d: d.update(h=1e300), "'h' must be a whole number of pixels in 0..1048576"),
+        (lambda d: d.update(cx=1e300), "view 0: camera field 'cx' is NaN or infinite"),
         (lambda d: d.update(train_filenames=["nope.png"]), "'train_filenames' names 'nope.png'"),
         (lambda d: [d.pop(k) for k in ("fl_x", "fl_y")], "frame 0: no focal length"),
     ],
@@ -185,7 +187,7 @@ def test_bad_arguments_are_value_errors(tmp_path) -> None:
 # --- fuzzing the JSON path: any JSON value anywhere gives a Scene or one SceneError ---
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers(-5, 5) | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=10,
 )

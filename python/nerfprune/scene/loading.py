@@ -85,11 +85,13 @@ def _intrinsics(frames: Frames, idx: np.ndarray, native: tuple[int, int], factor
     cx = np.where(np.isnan(frames.cx[idx]), w / 2, frames.cx[idx])
     cy = np.where(np.isnan(frames.cy[idx]), h / 2, frames.cy[idx])
     f = float(factor)
-    return dict(
-        fx=(fx / f).astype(np.float32), fy=(fy / f).astype(np.float32),
-        cx=(cx / f).astype(np.float32), cy=(cy / f).astype(np.float32),
-        width=(w // factor).astype(np.int32), height=(h // factor).astype(np.int32),
-    )
+    # Values beyond float32 become inf here and are reported by Cameras.validate.
+    with np.errstate(over="ignore"):
+        return dict(
+            fx=(fx / f).astype(np.float32), fy=(fy / f).astype(np.float32),
+            cx=(cx / f).astype(np.float32), cy=(cy / f).astype(np.float32),
+            width=(w // factor).astype(np.int32), height=(h // factor).astype(np.int32),
+        )
 
 
 def _read(fmt: str, path: Path, factor: int) -> Frames:
@@ -144,11 +146,10 @@ def load_scene(
         native = (width, height)
         images = _native.decode_images(paths, remaining)
     intr = _intrinsics(frames, idx, native, remaining)  # intrinsics are stated for `native`
-    cameras = Cameras(
-        c2w=frames.c2w[idx].astype(np.float32), near=float(frames.near), far=float(frames.far),
-        distortion=None if frames.distortion is None else frames.distortion[idx].astype(np.float32),
-        **intr,
-    )
+    with np.errstate(over="ignore"):  # overflow to inf is reported by Cameras.validate
+        c2w = frames.c2w[idx].astype(np.float32)  # [n, 3, 4]
+        distortion = None if frames.distortion is None else frames.distortion[idx].astype(np.float32)
+    cameras = Cameras(c2w=c2w, near=float(frames.near), far=float(frames.far), distortion=distortion, **intr)
     all_splits = frames.splits if frames.splits is not None else holdout_splits(len(frames.c2w), holdout_every)
     position = {int(v): i for i, v in enumerate(idx)}
     splits = {

@@ -25,6 +25,7 @@ from nerfprune.scene.frames import Frames
 
 _INTRINSICS = {"fl_x": "fx", "fl_y": "fy", "cx": "cx", "cy": "cy", "camera_angle_x": "angle_x", "camera_angle_y": "angle_y"}
 _DISTORTION = ("k1", "k2", "k3", "k4", "p1", "p2")
+MAX_SIDE = 1 << 20  # largest image width/height accepted, in pixels
 
 
 def _normalise(name: str) -> str:
@@ -60,16 +61,20 @@ def _bounds(doc: dict, path: Path, c2w: np.ndarray) -> tuple[np.ndarray, float, 
     offset = doc.get("offset", [0.5, 0.5, 0.5])
     if not (isinstance(offset, list) and len(offset) == 3 and all(isinstance(v, (int, float)) for v in offset)):
         raise SceneError(f"{path}: 'offset' must be a list of 3 numbers")
-    if aabb_scale <= 0 or scale <= 0:
-        raise SceneError(f"{path}: 'aabb_scale' and 'scale' must be positive")
-    lo = (0.5 - aabb_scale / 2 - np.asarray(offset, np.float64)) / scale
-    hi = (0.5 + aabb_scale / 2 - np.asarray(offset, np.float64)) / scale
-    corners = np.stack(np.meshgrid(*zip(lo, hi), indexing="ij"), -1).reshape(-1, 3)
-    origins = c2w[:, :, 3]
-    far = float(np.linalg.norm(origins[:, None] - corners[None], axis=-1).max())
-    outside = np.maximum(np.maximum(lo - origins, origins - hi), 0.0)
-    near = max(float(np.linalg.norm(outside, axis=-1).min()), 0.01 * far)
-    return np.stack([lo, hi]).astype(np.float32), near, far
+    if not (0 < aabb_scale <= 1e4 and 1e-6 <= scale <= 1e6):
+        raise SceneError(f"{path}: need 0 < 'aabb_scale' <= 1e4 and 1e-6 <= 'scale' <= 1e6, got {aabb_scale}, {scale}")
+    with np.errstate(all="ignore"):  # absurd values end as inf/NaN and are rejected below
+        lo = (0.5 - aabb_scale / 2 - np.asarray(offset, np.float64)) / scale
+        hi = (0.5 + aabb_scale / 2 - np.asarray(offset, np.float64)) / scale
+        corners = np.stack(np.meshgrid(*zip(lo, hi), indexing="ij"), -1).reshape(-1, 3)
+        origins = c2w[:, :, 3]
+        far = float(np.linalg.norm(origins[:, None] - corners[None], axis=-1).max())
+        outside = np.maximum(np.maximum(lo - origins, origins - hi), 0.0)
+        near = max(float(np.linalg.norm(outside, axis=-1).min()), 0.01 * far)
+        aabb = np.stack([lo, hi]).astype(np.float32)
+    if not (np.isfinite(aabb).all() and np.isfinite(far) and far < 1e30):
+        raise SceneError(f"{path}: camera positions or 'offset' are too large to bound the scene")
+    return aabb, near, far
 
 
 def read_ngp(path: Path) -> Frames:
@@ -91,8 +96,8 @@ def read_ngp(path: Path) -> Frames:
             out[field][i] = value
         for key, field in (("w", "width"), ("h", "height")):
             value = _json.number(frame, key, where, _json.number(doc, key, top, 0.0))
-            if value < 0 or value != int(value):
-                raise SceneError(f"{where}: '{key}' must be a whole number of pixels, got {value}")
+            if not 0 <= value <= MAX_SIDE or value != int(value):
+                raise SceneError(f"{where}: '{key}' must be a whole number of pixels in 0..{MAX_SIDE}, got {value}")
             out[field][i] = int(value)
         for k, key in enumerate(_DISTORTION):
             distortion[i, k] = _json.number(frame, key, where, _json.number(doc, key, top, 0.0))
