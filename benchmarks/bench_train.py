@@ -61,6 +61,7 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int) -> dict[str, f
     clock = time.perf_counter
     t0 = clock()
     b = batcher.batch(it)
+    b = b.to_torch() if hasattr(b, "to_torch") else b
     t1 = clock()
     times["batching"] = t1 - t0
     origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], b.view, b.row, b.col, cams["distortion"])

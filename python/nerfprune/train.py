@@ -172,7 +172,7 @@ class Trainer:
         """One optimisation step at `self.iteration`; returns (loss, PSNR of the fine pass)."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
-        batch = batcher.batch(self.iteration)
+        batch = batcher.batch(self.iteration).to_torch()
         origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
         out = render_rays(self.model, origins, dirs, batch.background, self.scene.cameras.near, self.scene.cameras.far,
                           cfg.render, training=True, generator=gen)

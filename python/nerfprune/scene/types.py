@@ -99,6 +99,7 @@ class Scene:
     depth: np.ndarray | None = None  # [N, H, W] float32 ground-truth z-depth (inf where no surface)
     aabb: np.ndarray | None = None  # [2, 3] float32 scene bounds (min, max) in world units
     meta: dict = field(default_factory=dict)  # free-form facts from the loader (format, factor, ...)
+    random_background: bool = False  # train on a random background colour per ray (see RayBatcher)
 
     @property
     def height(self) -> int:

@@ -4,8 +4,12 @@
 //! The binding crate (`rust/py`) converts numpy arrays to slices and maps
 //! [`CoreError`] to Python exceptions.
 
+pub mod batch;
+pub mod buffer;
 pub mod checksum;
+pub mod decode;
 pub mod error;
 pub mod masks;
+pub mod resize;
 
 pub use error::{CoreError, CoreResult};

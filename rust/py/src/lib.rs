@@ -6,14 +6,18 @@
 
 use pyo3::prelude::*;
 
+mod batch;
 mod errors;
 mod fingerprint;
 mod masks;
+mod scene;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     fingerprint::register(m)?;
     masks::register(m)?;
+    scene::register(m)?;
+    batch::register(m)?;
     Ok(())
 }
