@@ -257,6 +257,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise _usage(args, "--iterations must be >= 1")
         cfg.train.iterations = args.iterations
     summary = run_demo(cfg, progress=sys.stderr.isatty())
+    print(f"dense vs pruned ({cfg.sparsity:.0%} of the weights removed), one test view rendered {cfg.timing_repeats}x per path:")
+    print(Path(summary["pruning_table"]).read_text().rstrip())
     print("demo finished; outputs:")
     for key, value in summary.items():
         print(f"  {key:22s} {value}")
