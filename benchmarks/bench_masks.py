@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nerfprune.metrics import time_repeated
 from nerfprune.prune import (
     GraphMLP,
     compact,
@@ -46,13 +45,7 @@ SCOPES = {"global": global_magnitude_masks, "layerwise": layerwise_magnitude_mas
 
 def timed(fn, repeats: int) -> float:
     """Median wall time of `fn()` in milliseconds, after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
+    return time_repeated(fn, repeats=repeats, warmup=1).median * 1e3
 
 
 def init_state(topology, nets, seed=0):
