@@ -77,3 +77,17 @@ def test_cli_eval_and_render_run_on_a_trained_model(trained, tmp_path, capsys):
     assert "PSNR" in capsys.readouterr().out
     assert main(["render", "--model", str(trained), "--path", "orbit", "--frames", "2", "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "orbit_001_rgb.png").exists()
+
+
+def test_cli_prune_runs_rounds_and_prints_them(trained, tmp_path, capsys):
+    assert main(["prune", "--model", str(trained), "--sparsity", "0.75", "--rounds", "2", "--method", "layerwise",
+                 "--retrain-iterations", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "round 1: sparsity 0.500" in out and "round 2: sparsity 0.750" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["method"] == "layerwise" and len(summary["rounds"]) == 2
+
+
+def test_cli_prune_bad_sparsity_is_exit_2(trained, capsys):
+    assert main(["prune", "--model", str(trained), "--sparsity", "1.5"]) == 2
+    assert "sparsity must be in (0, 1)" in capsys.readouterr().err
