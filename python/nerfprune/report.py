@@ -214,7 +214,7 @@ def write_plots(results: dict, out: Path) -> dict[str, Path]:
         ax.bar(models, vals, bottom=bottom, label=s, color=cmap(i % 20))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(ylabel="ms per view (median per stage)", title="Where the render time goes")
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=20)
     ax.legend(fontsize=6, bbox_to_anchor=(1.01, 1), loc="upper left")
     _save(fig, paths["profile_breakdown"])
     return paths
