@@ -128,8 +128,17 @@ def prune(
     return run_pruning(model, _as_scene(scene), config or PruneConfig(), out_dir, progress=progress)
 
 
-def study(*args, **kwargs):
-    """Reproduce the 2022 study's table (see `nerfprune.study`)."""
-    from nerfprune.errors import NotBuiltYet
+def study(scene: str | Path = "builtin", config=None, *, out_dir: str | Path = "outputs/study") -> dict:
+    """Reproduce (or resume) the 2022 study's grid on `scene`; writes `out_dir/report.md`.
 
-    raise NotBuiltYet("the study is not built yet in this version of nerfprune")
+    `config` is a `nerfprune.study.StudyConfig` (default: the study's settings,
+    2x128, 5k/10k/20k dense, 95 % + equal fine-tuning); `scene` overrides its
+    `scene` field. Finished cells in `out_dir` are skipped. Returns the dict
+    written to `out_dir/results.json` ("report" holds the report's path).
+    """
+    from dataclasses import replace
+
+    from nerfprune.study import StudyConfig, run_study
+
+    cfg = replace(config or StudyConfig(), scene=str(scene))
+    return run_study(cfg, out_dir)

@@ -106,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="reproduce the 2022 'Pruning NeRFs' table", description="Dense vs pruned grid, report and plots.")
     _scene_args(p)
-    p.add_argument("--scale", type=float, default=1.0, help="shrink iterations and resolution (e.g. 0.05 for a quick look)")
-    p.add_argument("--out", default="outputs/study", help="output folder")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply the 5k/10k/20k iterations by this (e.g. 0.05 for a quick look); below 0.05 the resolution drops too")
+    p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), tiny (tests)")
+    p.add_argument("--views", type=int, default=8, help="train and val views evaluated per cell")
+    p.add_argument("--repeats", type=int, default=5, help="timed renders per model (median and spread reported)")
+    p.add_argument("--out", default="outputs/study", help="output folder (an interrupted or finished study resumes)")
     _common(p)
 
     p = sub.add_parser("demo", help="the main job on the built-in scene (train, render, evaluate)",
@@ -243,8 +247,18 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from nerfprune import api
+    from nerfprune.study import StudyConfig
 
-    api.study(args.scene)
+    if args.scene != "builtin" and not Path(args.scene).exists():
+        raise _usage(args, f"--scene {args.scene}: no such file or folder")
+    if not args.scale > 0 or args.factor < 1 or args.views < 1 or args.repeats < 1:
+        raise _usage(args, "--scale must be > 0 and --factor, --views, --repeats >= 1")
+    cfg = StudyConfig(factor=args.factor, scale=args.scale, preset=args.preset, train_views=args.views,
+                      val_views=args.views, timing_repeats=args.repeats, profile_repeats=args.repeats)
+    results = api.study(args.scene, cfg, out_dir=args.out)
+    done = len(results["cells"]) - len(results["ran_this_time"])
+    print(f"study on {results['scene']['source']} (iterations {results['grid']}): {len(results['ran_this_time'])} cells run, "
+          f"{done} resumed; report {results['report']}, numbers {Path(args.out) / 'results.json'}")
     return 0
 
 
