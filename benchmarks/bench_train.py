@@ -76,7 +76,7 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int) -> dict[str, f
         s0 = clock()
         pts = origins[:, None] + t[..., None] * dirs[:, None]
         s = t.shape[1]
-        sig, rgb = run_network(model.network(which), model.encode_points(pts.reshape(-1, 3)),
+        sig, rgb = run_network(model.network(which), model.encode_points(pts.reshape(-1, 3), cfg.render.backend),
                                dir_enc[:, None].expand(n, s, dir_enc.shape[-1]).reshape(n * s, -1), cfg.render.chunk)
         sig = torch.relu(sig).reshape(n, s)
         rgb = rgb.reshape(n, s, 3)

@@ -23,4 +23,4 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
     freqs = 2.0 ** torch.arange(n_frequencies, dtype=x.dtype, device=x.device)  # [L]
     scaled = x[:, None, :] * freqs[None, :, None]  # [N, L, D]
     parts = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=2)  # [N, L, 2, D]
-    return torch.cat([x, parts.reshape(x.shape[0], -1)], dim=-1)
+    return torch.cat([x, parts.reshape(x.shape[0], 2 * n_frequencies * x.shape[1])], dim=-1)

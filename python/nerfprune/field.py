@@ -111,8 +111,12 @@ class NerfModel(nn.Module):
         self.coarse: nn.Module = NerfMLP(cfg)
         self.fine: nn.Module | None = NerfMLP(cfg) if fine else None
 
-    def encode_points(self, points: torch.Tensor) -> torch.Tensor:
-        """points [N, 3] -> pos_enc [N, P]."""
+    def encode_points(self, points: torch.Tensor, backend: str = "torch") -> torch.Tensor:
+        """points [N, 3] -> pos_enc [N, P]; `backend` "taichi" runs the Taichi kernel (no gradient to points)."""
+        if backend == "taichi" and not points.requires_grad:
+            from taichi_kernels.encoding import positional_encoding as taichi_encoding
+
+            return taichi_encoding(points, self.field_cfg.pos_frequencies)
         return positional_encoding(points, self.field_cfg.pos_frequencies)
 
     def encode_dirs(self, viewdirs: torch.Tensor) -> torch.Tensor:

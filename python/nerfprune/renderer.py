@@ -85,7 +85,7 @@ def _shade(
     """Evaluate one network at samples t [B, S] and composite."""
     b, s = t.shape
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
-    pos_enc = model.encode_points(points.reshape(-1, 3))  # [B*S, P]
+    pos_enc = model.encode_points(points.reshape(-1, 3), cfg.backend)  # [B*S, P]
     dir_rep = dir_enc[:, None, :].expand(b, s, dir_enc.shape[-1]).reshape(b * s, -1)  # [B*S, Dd]
     sigma_raw, rgb = run_network(model.network(which), pos_enc, dir_rep, cfg.chunk)
     sigma = torch.relu(sigma_raw).reshape(b, s)
