@@ -32,12 +32,12 @@ class DemoConfig:
     out_dir: str = "outputs/demo"  # everything the demo writes goes here
     scene: BuiltinSceneConfig = field(default_factory=BuiltinSceneConfig)  # the generated scene
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        iterations=1500, batch_size=1024, lr_decay_steps=250_000, log_every=50, checkpoint_every=250,
+        iterations=800, batch_size=1024, lr_decay_steps=250_000, log_every=50, checkpoint_every=200,
         model=NerfModelConfig(preset="small"), render=RenderConfig(n_coarse=32, n_fine=32),
     ))  # the short training schedule
-    orbit_frames: int = 24  # frames of the orbit video
+    orbit_frames: int = 16  # frames of the orbit video
     sparsity: float = 0.95  # fraction of the prunable weights removed
-    finetune_iterations: int = 400  # re-training iterations of each pruned model
+    finetune_iterations: int = 200  # re-training iterations of each pruned model
     timing_repeats: int = 5  # interleaved timed renders per inference path
 
 
