@@ -22,7 +22,6 @@ import json
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from nerfprune.field import NerfModelConfig

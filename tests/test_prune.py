@@ -1,6 +1,5 @@
 """Lottery-ticket rounds, rewinding, structured pruning and the fast inference variants."""
 
-import json
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ bad input data give one line on stderr and exit code 2 — no stack trace
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys

@@ -24,7 +24,7 @@ import copy
 import torch
 from nerfprune.field import NerfModel
 from nerfprune.prune.compact import compact
-from nerfprune.prune.graph import GraphMLP, int8_available, tune_modes
+from nerfprune.prune.graph import GraphMLP, tune_modes
 
 VARIANTS = ("masked", "baked", "compacted", "sparse", "int8")
 
