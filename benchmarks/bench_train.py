@@ -2,8 +2,13 @@
 
 The pure-torch pipeline is what the original NeRF code does, built from
 `nerfprune._reference`: torch ray generation, `searchsorted` importance
-sampling, `cumprod` compositing, and a torch random-pixel batcher. Both run the
-same MLP, the same loss and the same Adam step, in the same process, alternating.
+sampling, `cumprod` compositing, a torch random-pixel batcher, and one forward
+pass over the whole batch followed by one backward pass. nerfprune runs the
+forward and backward a block of rays at a time (`nerfprune.backprop`), so the
+MLP's activations stay in cache. Both run the same MLP, the same loss and the
+same Adam step, in the same process, alternating. Two ablation rows show where
+the difference comes from: nerfprune's kernels without blocks, and the torch
+pipeline with blocks.
 
 Stage shares: each stage is timed with perf_counter between stages. The
 backward pass of compositing cannot be separated from the MLP's inside one
@@ -24,6 +29,7 @@ import time
 
 import torch
 
+from nerfprune.backprop import rays_per_block
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig, math_backend, run_network
 from nerfprune.scene.batching import RayBatcher
@@ -52,8 +58,13 @@ class TorchBatcher:
         return SimpleNamespace(view=view, row=row, col=col, rgb=self.images[view, row, col], background=torch.ones(n, 3))
 
 
-def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int) -> dict[str, float]:
-    """One training iteration with per-stage wall-clock times (seconds)."""
+def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: int) -> dict[str, float]:
+    """One training iteration with per-stage wall-clock times (seconds).
+
+    The same steps as `Trainer.step` with `nerfprune.backprop.loss_and_backward`,
+    unrolled so each stage can be timed: rays are processed in blocks of
+    `block_points` sample points (0: the whole batch, as the original NeRF code).
+    """
     cfg, model, scene = trainer.cfg, trainer.model, trainer.scene
     times = dict.fromkeys(STAGES, 0.0)
     gen = torch.Generator().manual_seed(it)
@@ -64,57 +75,73 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int) -> dict[str, f
     t1 = clock()
     times["batching"] = t1 - t0
     origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], b.view, b.row, b.col, cams["distortion"])
-    norm = dirs.norm(dim=-1)
-    dir_enc = model.encode_dirs(dirs / norm[:, None])
-    t2 = clock()
-    times["rays"] = t2 - t1
-    n = origins.shape[0]
-    saved = []
-
-    def shade(which: str, t: torch.Tensor):
-        s0 = clock()
-        pts = origins[:, None] + t[..., None] * dirs[:, None]
-        s = t.shape[1]
-        sig, rgb = run_network(model.network(which), model.encode_points(pts.reshape(-1, 3), cfg.render.backend),
-                               dir_enc[:, None].expand(n, s, dir_enc.shape[-1]).reshape(n * s, -1), cfg.render.chunk)
-        sig = torch.relu(sig).reshape(n, s)
-        rgb = rgb.reshape(n, s, 3)
-        s1 = clock()
-        out = math_ns.composite(sig.contiguous(), rgb.contiguous(), t.contiguous(), norm, b.background)
-        s2 = clock()
-        times["mlp_fwd"] += s1 - s0
-        times["composite_fwd"] += s2 - s1
-        saved.append((sig.detach(), rgb.detach(), t.detach()))
-        return out
-
-    s0 = clock()
-    t_coarse = math_ns.stratified(n, cfg.render.n_coarse, scene.cameras.near, scene.cameras.far, True, generator=gen)
-    times["sampling"] += clock() - s0
-    coarse = shade("coarse", t_coarse)
-    s0 = clock()
-    t_all = math_ns.importance(t_coarse, coarse[3].detach(), cfg.render.n_fine, True, generator=gen)
-    times["sampling"] += clock() - s0
-    fine = shade("fine", t_all)
-    loss = torch.mean((fine[0] - b.rgb) ** 2) + torch.mean((coarse[0] - b.rgb) ** 2)
+    norm_all = dirs.norm(dim=-1)
+    dir_enc_all = model.encode_dirs(dirs / norm_all[:, None])
+    times["rays"] = clock() - t1
+    n_total = origins.shape[0]
+    per_block = rays_per_block(block_points, cfg.render.n_coarse + cfg.render.n_fine, n_total)
     trainer.optimizer.zero_grad(set_to_none=True)
-    s0 = clock()
-    loss.backward()
-    backward = clock() - s0
+    for lo in range(0, n_total, per_block):
+        hi = min(lo + per_block, n_total)
+        o, d, norm, bg = origins[lo:hi], dirs[lo:hi], norm_all[lo:hi], b.background[lo:hi]
+        dir_enc = dir_enc_all[lo:hi].detach()
+        n = hi - lo
+        saved = []
+
+        def shade(which: str, t: torch.Tensor):
+            s0 = clock()
+            pts = o[:, None] + t[..., None] * d[:, None]
+            s = t.shape[1]
+            sig, rgb = run_network(model.network(which), model.encode_points(pts.reshape(-1, 3), cfg.render.backend),
+                                   dir_enc[:, None].expand(n, s, dir_enc.shape[-1]).reshape(n * s, -1), cfg.render.chunk)
+            sig = torch.relu(sig).reshape(n, s)
+            rgb = rgb.reshape(n, s, 3)
+            s1 = clock()
+            out = math_ns.composite(sig.contiguous(), rgb.contiguous(), t.contiguous(), norm, bg)
+            s2 = clock()
+            times["mlp_fwd"] += s1 - s0
+            times["composite_fwd"] += s2 - s1
+            saved.append((sig.detach(), rgb.detach(), t.detach()))
+            return out
+
+        s0 = clock()
+        t_coarse = math_ns.stratified(n, cfg.render.n_coarse, scene.cameras.near, scene.cameras.far, True, generator=gen)
+        times["sampling"] += clock() - s0
+        coarse = shade("coarse", t_coarse)
+        s0 = clock()
+        t_all = math_ns.importance(t_coarse, coarse[3].detach(), cfg.render.n_fine, True, generator=gen)
+        times["sampling"] += clock() - s0
+        fine = shade("fine", t_all)
+        target = b.rgb[lo:hi]
+        loss = (torch.sum((fine[0] - target) ** 2) + torch.sum((coarse[0] - target) ** 2)) / (3 * n_total)
+        s0 = clock()
+        loss.backward()
+        backward = clock() - s0
+        # Compositing backward alone, same shapes and backend.
+        comp_bwd = 0.0
+        for sig, rgb, t in saved:
+            sig, rgb = sig.clone().requires_grad_(), rgb.clone().requires_grad_()
+            colour = math_ns.composite(sig, rgb, t.contiguous(), norm, bg)[0]
+            grad = torch.ones_like(colour)
+            s0 = clock()
+            torch.autograd.backward(colour, grad)
+            comp_bwd += clock() - s0
+        times["composite_bwd"] += min(comp_bwd, backward)
+        times["mlp_bwd"] += backward - min(comp_bwd, backward)
     s0 = clock()
     trainer.optimizer.step()
     times["optimizer"] = clock() - s0
-    # Compositing backward alone, same shapes and backend.
-    comp_bwd = 0.0
-    for sig, rgb, t in saved:
-        sig, rgb = sig.clone().requires_grad_(), rgb.clone().requires_grad_()
-        colour = math_ns.composite(sig, rgb, t.contiguous(), norm, b.background)[0]
-        grad = torch.ones_like(colour)
-        s0 = clock()
-        torch.autograd.backward(colour, grad)
-        comp_bwd += clock() - s0
-    times["composite_bwd"] = min(comp_bwd, backward)
-    times["mlp_bwd"] = backward - times["composite_bwd"]
     return times
+
+
+# pipeline -> (rendering-math backend, batcher, forward+backward in blocks?)
+PIPELINES = {
+    "nerfprune": ("taichi", "rust", True),  # what `nerfprune train` runs
+    "torch": ("torch", "torch", False),  # the original NeRF code's way: whole batch forward, then backward
+    # Ablations: which part of the difference comes from the kernels, which from the blocks.
+    "nerfprune_1block": ("taichi", "rust", False),
+    "torch_blocked": ("torch", "torch", True),
+}
 
 
 def main() -> None:
@@ -123,6 +150,8 @@ def main() -> None:
     p.add_argument("--presets", default="small,nerf", help="comma-separated presets: small (2x128, 64+64), nerf (8x256, 64+128)")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi threads (0: leave torch's default)")
     p.add_argument("--batch-size", type=int, default=1024, help="rays per iteration")
+    p.add_argument("--block-points", type=int, default=TrainConfig.block_points,
+                   help="sample points per forward+backward block of the blocked pipelines")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,17 +160,16 @@ def main() -> None:
     for preset in args.presets.split(","):
         n_coarse, n_fine = SETTINGS[preset]
         runs = {}
-        for pipeline in ("nerfprune", "torch"):
-            backend = "taichi" if pipeline == "nerfprune" else "torch"
+        for pipeline, (backend, batching, blocked) in PIPELINES.items():
             cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset),
                               render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend))
             trainer = Trainer(scene, cfg, "/tmp/nerfprune-bench-train")
-            batcher = RayBatcher(scene, "train", args.batch_size, 0) if pipeline == "nerfprune" else TorchBatcher(scene, args.batch_size, 0)
-            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend))
-        samples: dict[str, list[dict]] = {"nerfprune": [], "torch": []}
-        for it in range(args.iterations + 2):  # alternate the pipelines so load changes hit both
-            for pipeline, (trainer, batcher, cams, math_ns) in runs.items():
-                t = timed_step(trainer, batcher, cams, math_ns, it)
+            batcher = RayBatcher(scene, "train", args.batch_size, 0) if batching == "rust" else TorchBatcher(scene, args.batch_size, 0)
+            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), args.block_points if blocked else 0)
+        samples: dict[str, list[dict]] = {name: [] for name in runs}
+        for it in range(args.iterations + 2):  # alternate the pipelines so load changes hit all of them
+            for pipeline, (trainer, batcher, cams, math_ns, block_points) in runs.items():
+                t = timed_step(trainer, batcher, cams, math_ns, it, block_points)
                 if it >= 2:
                     samples[pipeline].append(t)
         results[preset] = {}
@@ -150,17 +178,22 @@ def main() -> None:
             stage_median = {s: statistics.median(r[s] for r in rows) for s in STAGES}
             results[preset][pipeline] = {"s_per_it": statistics.median(totals), "stages": stage_median,
                                          "spread": [min(totals), max(totals)]}
-    print(f"{'preset':8s} {'pipeline':10s} {'s/it':>7s}  " + " ".join(f"{s:>13s}" for s in STAGES))
+    print(f"{'preset':8s} {'pipeline':17s} {'s/it':>7s} {'min-max':>13s}  " + " ".join(f"{s:>13s}" for s in STAGES))
     figures = {}
     for preset, by_pipe in results.items():
         for pipeline, r in by_pipe.items():
             shares = " ".join(f"{100 * r['stages'][s] / r['s_per_it']:12.1f}%" for s in STAGES)
-            print(f"{preset:8s} {pipeline:10s} {r['s_per_it']:7.3f}  {shares}")
-        ratio = by_pipe["nerfprune"]["s_per_it"] / by_pipe["torch"]["s_per_it"]
-        print(f"{preset:8s} ratio nerfprune/torch = {ratio:.2f} (goal <= 0.67)")
-        figures[f"{preset}_s_per_it_nerfprune"] = round(by_pipe["nerfprune"]["s_per_it"], 4)
-        figures[f"{preset}_s_per_it_torch"] = round(by_pipe["torch"]["s_per_it"], 4)
+            spread = f"{r['spread'][0]:.3f}-{r['spread'][1]:.3f}"
+            print(f"{preset:8s} {pipeline:17s} {r['s_per_it']:7.3f} {spread:>13s}  {shares}")
+        torch_s = by_pipe["torch"]["s_per_it"]
+        ratio = by_pipe["nerfprune"]["s_per_it"] / torch_s
+        print(f"{preset:8s} ratio nerfprune/torch = {ratio:.2f} (goal <= 0.67); ablations: kernels only "
+              f"{by_pipe['nerfprune_1block']['s_per_it'] / torch_s:.2f}, blocks only {by_pipe['torch_blocked']['s_per_it'] / torch_s:.2f}")
+        for pipeline, r in by_pipe.items():
+            figures[f"{preset}_s_per_it_{pipeline}"] = round(r["s_per_it"], 4)
         figures[f"{preset}_ratio"] = round(ratio, 3)
+        figures[f"{preset}_ratio_kernels_only"] = round(by_pipe["nerfprune_1block"]["s_per_it"] / torch_s, 3)
+        figures[f"{preset}_ratio_blocks_only"] = round(by_pipe["torch_blocked"]["s_per_it"] / torch_s, 3)
         for s in STAGES:
             figures[f"{preset}_share_{s}"] = round(by_pipe["nerfprune"]["stages"][s] / by_pipe["nerfprune"]["s_per_it"], 3)
     print(json.dumps(figures))

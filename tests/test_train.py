@@ -14,7 +14,7 @@ from nerfprune.train import TrainConfig, Trainer, TrainingInterrupted, build_mod
 
 
 def tiny_cfg(iterations=10, **kw) -> TrainConfig:
-    base = dict(iterations=iterations, batch_size=64, log_every=2, checkpoint_every=4,
+    base = dict(iterations=iterations, batch_size=64, log_every=2, checkpoint_every=4, block_points=16 * 16,
                 model=NerfModelConfig(preset="tiny"), render=RenderConfig(n_coarse=8, n_fine=8))
     base.update(kw)
     return TrainConfig(**base)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), nerf (8x256), tiny")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, ray batches and sample jitter")
     p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every N iterations")
+    p.add_argument("--block-points", type=int, default=8192,
+                   help="sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     _render_args(p)
     _common(p)
@@ -178,7 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nerfprune.train import TrainConfig
 
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every, model=NerfModelConfig(preset=args.preset))
+                      checkpoint_every=args.checkpoint_every, block_points=args.block_points,
+                      model=NerfModelConfig(preset=args.preset))
     _apply_render_flags(cfg.render, args)
     cfg.validate()
     scene = _scene(args)

@@ -23,7 +23,8 @@ from nerfprune.checkpoint import Checkpoint, flatten_adam_state, load_checkpoint
 from nerfprune.config import from_dict, save_config, to_dict
 from nerfprune.errors import CheckpointError, ConfigError
 from nerfprune.field import NerfModel, NerfModelConfig
-from nerfprune.renderer import RenderConfig, math_backend, render_rays
+from nerfprune.backprop import loss_and_backward
+from nerfprune.renderer import RenderConfig, math_backend
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.types import Scene
 
@@ -46,6 +47,7 @@ class TrainConfig:
     log_every: int = 50  # write a JSONL log line every N steps
     checkpoint_every: int = 500  # write a checkpoint every N steps (and always at the end)
     val_views: int = 2  # validation views whose PSNR is logged at the end (0: none)
+    block_points: int = 8192  # sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once, as the original NeRF code)
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
 
@@ -56,6 +58,8 @@ class TrainConfig:
             raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1 (got {self.lr}, {self.lr_decay})")
         if self.log_every < 1 or self.checkpoint_every < 1:
             raise ConfigError("log_every and checkpoint_every must be >= 1")
+        if self.block_points < 0:
+            raise ConfigError(f"block_points must be >= 0 (0: whole batch), got {self.block_points}")
         self.model.field_config()
         self.render.validate()
 
@@ -174,16 +178,11 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
         batch = batcher.batch(self.iteration).to_torch()
         origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
-        out = render_rays(self.model, origins, dirs, batch.background, self.scene.cameras.near, self.scene.cameras.far,
-                          cfg.render, training=True, generator=gen)
-        mse_fine = torch.mean((out["rgb"] - batch.rgb) ** 2)
-        loss = mse_fine
-        if self.model.fine is not None:
-            loss = loss + torch.mean((out["rgb_coarse"] - batch.rgb) ** 2)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
+                                   self.scene.cameras.far, cfg.render, cfg.block_points, training=True, generator=gen)
         if self.masks:
             for name, param in self.model.named_parameters():
                 if name in self.masks and param.grad is not None:
@@ -191,7 +190,7 @@ class Trainer:
         self.optimizer.step()
         self._apply_masks()
         self.iteration += 1
-        return float(loss.detach()), psnr_from_mse(float(mse_fine.detach()))
+        return result.loss, psnr_from_mse(result.mse_fine)
 
     def run(self, resume: bool = True, until: int | None = None) -> NerfModel:
         """Train up to `cfg.iterations` (or only up to `until`, keeping the schedule of the full run)."""
