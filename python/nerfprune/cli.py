@@ -45,6 +45,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-fine", type=int, default=None, help="importance samples per ray (fine network; 0: none)")
     p.add_argument("--backend", choices=["taichi", "torch"], default=None,
                    help="rendering math: Taichi kernels (default) or the pure-torch references")
+    p.add_argument("--mlp-precision", choices=["fp32", "bf16"], default=None,
+                   help="bf16: the MLP's matrix products in bfloat16 (fast on CPUs with AMX); default fp32")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +169,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
-    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend")):
+    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend"), ("mlp_precision", "mlp_precision")):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(cfg, attr, value)

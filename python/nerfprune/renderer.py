@@ -23,6 +23,7 @@ from nerfprune.field import NerfModel
 from nerfprune.scene.types import Cameras
 
 BACKENDS = ("taichi", "torch")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -37,10 +38,13 @@ class RenderConfig:
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering-math backend: "taichi" (kernels) or "torch" (references)
+    mlp_precision: str = "fp32"  # "bf16": the MLP's matrix products in bfloat16 (torch.autocast; fast on CPUs with AMX); weights stay fp32
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown render backend '{self.backend}': choose one of {', '.join(BACKENDS)}")
+        if self.mlp_precision not in PRECISIONS:
+            raise ConfigError(f"unknown MLP precision '{self.mlp_precision}': choose one of {', '.join(PRECISIONS)}")
         if self.n_coarse < 1 or self.n_fine < 0 or self.chunk < 1 or self.ray_chunk < 1:
             raise ConfigError("n_coarse, chunk and ray_chunk must be >= 1 and n_fine >= 0")
 
@@ -65,13 +69,21 @@ def _taichi_math() -> SimpleNamespace:
     )
 
 
-def run_network(net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluate `net` on [M, P] / [M, D] inputs in chunks of `chunk` points -> ([M], [M, 3])."""
+def run_network(
+    net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, chunk: int, precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluate `net` on [M, P] / [M, D] inputs in chunks of `chunk` points -> float32 ([M], [M, 3]).
+
+    precision "bf16" runs the network under `torch.autocast(bfloat16)`: the
+    matrix products round their inputs to bfloat16 (8 significant bits) and
+    accumulate in float32; the outputs are cast back to float32.
+    """
     sig, col = [], []
     for start in range(0, pos_enc.shape[0], chunk):
-        s, c = net(pos_enc[start:start + chunk], dir_enc[start:start + chunk])
-        sig.append(s)
-        col.append(c)
+        with torch.autocast(pos_enc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            s, c = net(pos_enc[start:start + chunk], dir_enc[start:start + chunk])
+        sig.append(s.float())
+        col.append(c.float())
     if not sig:
         return pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3)
     return torch.cat(sig)[:, 0], torch.cat(col)
@@ -87,7 +99,7 @@ def _shade(
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
     pos_enc = model.encode_points(points.reshape(-1, 3), cfg.backend)  # [B*S, P]
     dir_rep = dir_enc[:, None, :].expand(b, s, dir_enc.shape[-1]).reshape(b * s, -1)  # [B*S, Dd]
-    sigma_raw, rgb = run_network(model.network(which), pos_enc, dir_rep, cfg.chunk)
+    sigma_raw, rgb = run_network(model.network(which), pos_enc, dir_rep, cfg.chunk, cfg.mlp_precision)
     sigma = torch.relu(sigma_raw).reshape(b, s)
     colour, depth, opacity, weights = math.composite(
         sigma.contiguous(), rgb.reshape(b, s, 3).contiguous(), t.contiguous(), ray_norm, background,
