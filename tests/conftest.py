@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# CI replays the same examples on every run (a red CI then means a change broke something, not a new draw);
+# local runs keep exploring new examples and replay stored failures from .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def datasets_dir() -> Path:
