@@ -46,6 +46,8 @@ def main() -> None:
         metrics = evaluate_views(model, scene, cfg.render, EvalConfig(split="val", max_views=args.val_views, timing_repeats=0))
         rows.append({"iterations": m, "val_psnr": metrics["psnr"]["mean"], "val_ssim": metrics["ssim"]["mean"],
                      "elapsed_s": time.perf_counter() - start})
+        print(f"milestone {m}: val PSNR {rows[-1]['val_psnr']:.2f} dB, SSIM {rows[-1]['val_ssim']:.4f}, "
+              f"{rows[-1]['elapsed_s']:.0f} s", flush=True)  # partial results survive an interrupted run
         model.train()
     print(f"scene {scene.source} ({scene.width}x{scene.height}, {len(scene.split('train'))} train views), preset {args.preset}, 64+64 samples")
     print(f"{'iterations':>10s} {'val PSNR':>9s} {'val SSIM':>9s} {'elapsed':>9s}")
