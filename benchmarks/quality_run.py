@@ -6,6 +6,7 @@ the run up to 1k iterations is exactly the first part of the run up to 5k.
     python benchmarks/quality_run.py --scene builtin
     python benchmarks/quality_run.py --scene ../shared/datasets/mic --factor 8     # 100x100
 
+Writes the rendered validation views beside their ground truth to <out>/<scene>/val-<iterations>/.
 Prints a table, then as the very last line one JSON object with the figures.
 """
 
@@ -43,7 +44,8 @@ def main() -> None:
     start = time.perf_counter()
     for m in milestones:
         model = trainer.run(resume=True, until=m)
-        metrics = evaluate_views(model, scene, cfg.render, EvalConfig(split="val", max_views=args.val_views, timing_repeats=0))
+        metrics = evaluate_views(model, scene, cfg.render, EvalConfig(split="val", max_views=args.val_views, timing_repeats=0),
+                                 images_dir=out / f"val-{m}")  # rendered | ground truth, to look at
         rows.append({"iterations": m, "val_psnr": metrics["psnr"]["mean"], "val_ssim": metrics["ssim"]["mean"],
                      "elapsed_s": time.perf_counter() - start})
         print(f"milestone {m}: val PSNR {rows[-1]['val_psnr']:.2f} dB, SSIM {rows[-1]['val_ssim']:.4f}, "
