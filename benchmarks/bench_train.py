@@ -6,10 +6,13 @@ sampling, `cumprod` compositing, a torch random-pixel batcher, and one forward
 pass over the whole batch followed by one backward pass. nerfprune runs the
 forward and backward a block of rays at a time (`nerfprune.backprop`), so the
 MLP's activations stay in cache. Both run the same MLP, the same loss and the
-same Adam step, in the same process, alternating. Two ablation rows show where
-the difference comes from: nerfprune's kernels without blocks, and the torch
-pipeline with blocks. A last row runs nerfprune with the opt-in bfloat16 MLP
-(`--mlp-precision bf16`): different arithmetic, so it is not the headline ratio.
+same Adam step, in the same process, alternating. nerfprune also computes the
+MLP's gradient by hand (`nerfprune.fused_mlp`: the view-direction term once per
+ray, no concatenations) where the torch pipeline uses autograd. Three ablation
+rows show where the difference comes from: nerfprune without blocks, nerfprune
+with the autograd MLP, and the torch pipeline with blocks. A last row runs
+nerfprune with the opt-in bfloat16 MLP (`--mlp-precision bf16`): different
+arithmetic, so it is not the headline ratio.
 
 Stage shares: each stage is timed with perf_counter between stages. The
 backward pass of compositing cannot be separated from the MLP's inside one
@@ -32,7 +35,7 @@ import torch
 
 from nerfprune.backprop import rays_per_block
 from nerfprune.field import NerfModelConfig
-from nerfprune.renderer import RenderConfig, math_backend, run_network
+from nerfprune.renderer import RenderConfig, field_at_samples, math_backend
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.train import TrainConfig, Trainer, camera_tensors
@@ -91,13 +94,7 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: 
 
         def shade(which: str, t: torch.Tensor):
             s0 = clock()
-            pts = o[:, None] + t[..., None] * d[:, None]
-            s = t.shape[1]
-            sig, rgb = run_network(model.network(which), model.encode_points(pts.reshape(-1, 3), cfg.render.backend),
-                                   dir_enc[:, None].expand(n, s, dir_enc.shape[-1]).reshape(n * s, -1), cfg.render.chunk,
-                                   cfg.render.mlp_precision)
-            sig = torch.relu(sig).reshape(n, s)
-            rgb = rgb.reshape(n, s, 3)
+            sig, rgb = field_at_samples(model, which, o, d, t, dir_enc, cfg.render)
             s1 = clock()
             out = math_ns.composite(sig.contiguous(), rgb.contiguous(), t.contiguous(), norm, bg)
             s2 = clock()
@@ -136,16 +133,19 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: 
     return times
 
 
-# pipeline -> (rendering-math backend, batcher, forward+backward in blocks?, MLP precision)
+# pipeline -> (rendering-math backend, batcher, forward+backward in blocks?, MLP precision, MLP backward)
 PIPELINES = {
-    "nerfprune": ("taichi", "rust", True, "fp32"),  # what `nerfprune train` runs
-    "torch": ("torch", "torch", False, "fp32"),  # the original NeRF code's way: whole batch forward, then backward
-    # Ablations: which part of the difference comes from the kernels, which from the blocks.
-    "nerfprune_1block": ("taichi", "rust", False, "fp32"),
-    "torch_blocked": ("torch", "torch", True, "fp32"),
-    # Opt-in, not the same arithmetic: the MLP's products in bfloat16 (`--mlp-precision bf16`).
-    "nerfprune_bf16": ("taichi", "rust", True, "bf16"),
+    "nerfprune": ("taichi", "rust", True, "fp32", "fused"),  # what `nerfprune train` runs
+    "torch": ("torch", "torch", False, "fp32", "autograd"),  # the original NeRF code's way: whole batch forward, then backward
+    # Ablations: which part of the difference comes from the kernels, the blocks and the fused MLP backward.
+    "nerfprune_1block": ("taichi", "rust", False, "fp32", "fused"),
+    "nerfprune_autograd": ("taichi", "rust", True, "fp32", "autograd"),
+    "torch_blocked": ("torch", "torch", True, "fp32", "autograd"),
+    # Opt-in, not the same arithmetic: the MLP's products in bfloat16 (`--mlp-precision bf16`; autograd backward).
+    "nerfprune_bf16": ("taichi", "rust", True, "bf16", "autograd"),
 }
+ABLATIONS = {"nerfprune_1block": "no blocks", "nerfprune_autograd": "autograd MLP", "torch_blocked": "torch + blocks",
+             "nerfprune_bf16": "opt-in bf16 MLP"}
 
 
 def main() -> None:
@@ -164,9 +164,10 @@ def main() -> None:
     for preset in args.presets.split(","):
         n_coarse, n_fine = SETTINGS[preset]
         runs = {}
-        for pipeline, (backend, batching, blocked, precision) in PIPELINES.items():
-            cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset),
-                              render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend, mlp_precision=precision))
+        for pipeline, (backend, batching, blocked, precision, mlp_backward) in PIPELINES.items():
+            render = RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend, mlp_precision=precision,
+                                  mlp_backward=mlp_backward)
+            cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset), render=render)
             trainer = Trainer(scene, cfg, "/tmp/nerfprune-bench-train")
             batcher = RayBatcher(scene, "train", args.batch_size, 0) if batching == "rust" else TorchBatcher(scene, args.batch_size, 0)
             runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), args.block_points if blocked else 0)
@@ -191,15 +192,13 @@ def main() -> None:
             print(f"{preset:8s} {pipeline:17s} {r['s_per_it']:7.3f} {spread:>13s}  {shares}")
         torch_s = by_pipe["torch"]["s_per_it"]
         ratio = by_pipe["nerfprune"]["s_per_it"] / torch_s
-        print(f"{preset:8s} ratio nerfprune/torch = {ratio:.2f} (goal <= 0.67); ablations: kernels only "
-              f"{by_pipe['nerfprune_1block']['s_per_it'] / torch_s:.2f}, blocks only {by_pipe['torch_blocked']['s_per_it'] / torch_s:.2f}; "
-              f"opt-in bf16 MLP {by_pipe['nerfprune_bf16']['s_per_it'] / torch_s:.2f}")
+        ablations = "; ".join(f"{label} {by_pipe[name]['s_per_it'] / torch_s:.2f}" for name, label in ABLATIONS.items())
+        print(f"{preset:8s} ratio nerfprune/torch = {ratio:.2f} (goal <= 0.67); ablations: {ablations}")
         for pipeline, r in by_pipe.items():
             figures[f"{preset}_s_per_it_{pipeline}"] = round(r["s_per_it"], 4)
         figures[f"{preset}_ratio"] = round(ratio, 3)
-        figures[f"{preset}_ratio_kernels_only"] = round(by_pipe["nerfprune_1block"]["s_per_it"] / torch_s, 3)
-        figures[f"{preset}_ratio_blocks_only"] = round(by_pipe["torch_blocked"]["s_per_it"] / torch_s, 3)
-        figures[f"{preset}_ratio_bf16"] = round(by_pipe["nerfprune_bf16"]["s_per_it"] / torch_s, 3)
+        for name in ABLATIONS:
+            figures[f"{preset}_ratio_{name}"] = round(by_pipe[name]["s_per_it"] / torch_s, 3)
         for s in STAGES:
             figures[f"{preset}_share_{s}"] = round(by_pipe["nerfprune"]["stages"][s] / by_pipe["nerfprune"]["s_per_it"], 3)
     print(json.dumps(figures))

@@ -47,6 +47,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
                    help="rendering math: Taichi kernels (default) or the pure-torch references")
     p.add_argument("--mlp-precision", choices=["fp32", "bf16"], default=None,
                    help="bf16: the MLP's matrix products in bfloat16 (fast on CPUs with AMX); default fp32")
+    p.add_argument("--mlp-backward", choices=["fused", "autograd"], default=None,
+                   help="training gradient of the MLP: hand-written (fused, default) or torch autograd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +171,8 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
-    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend"), ("mlp_precision", "mlp_precision")):
+    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend"), ("mlp_precision", "mlp_precision"),
+                       ("mlp_backward", "mlp_backward")):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(cfg, attr, value)

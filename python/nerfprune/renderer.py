@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from nerfprune.errors import ConfigError
-from nerfprune.field import NerfModel
+from nerfprune.field import NerfMLP, NerfModel
 from nerfprune.scene.types import Cameras
 
 BACKENDS = ("taichi", "torch")
 PRECISIONS = ("fp32", "bf16")
+MLP_BACKWARDS = ("fused", "autograd")
 
 
 @dataclass
@@ -39,10 +40,13 @@ class RenderConfig:
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering-math backend: "taichi" (kernels) or "torch" (references)
     mlp_precision: str = "fp32"  # "bf16": the MLP's matrix products in bfloat16 (torch.autocast; fast on CPUs with AMX); weights stay fp32
+    mlp_backward: str = "fused"  # training gradient of a dense fp32 MLP: "fused" (hand-written, direction term once per ray) or "autograd" (as the original code)
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown render backend '{self.backend}': choose one of {', '.join(BACKENDS)}")
+        if self.mlp_backward not in MLP_BACKWARDS:
+            raise ConfigError(f"unknown MLP backward '{self.mlp_backward}': choose one of {', '.join(MLP_BACKWARDS)}")
         if self.mlp_precision not in PRECISIONS:
             raise ConfigError(f"unknown MLP precision '{self.mlp_precision}': choose one of {', '.join(PRECISIONS)}")
         if self.n_coarse < 1 or self.n_fine < 0 or self.chunk < 1 or self.ray_chunk < 1:
@@ -84,8 +88,51 @@ def run_network(
             s, c = net(pos_enc[start:start + chunk], dir_enc[start:start + chunk])
         sig.append(s.float())
         col.append(c.float())
-    if not sig:
-        return pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3)
+    if len(sig) <= 1:  # no copy for a single call
+        return (sig[0][:, 0], col[0]) if sig else (pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3))
+    return torch.cat(sig)[:, 0], torch.cat(col)
+
+
+def field_at_samples(
+    model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor,
+    dir_enc: torch.Tensor, cfg: RenderConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluate network `which` at samples t [B, S] of rays (origins, dirs [B, 3]; dir_enc [B, Dd]).
+
+    Returns density sigma [B, S] (ReLU applied) and colour rgb [B, S, 3]. When gradients
+    are being recorded for a dense fp32 `NerfMLP`, the hand-written backward of
+    `nerfprune.fused_mlp` runs (unless cfg.mlp_backward = "autograd"); otherwise the
+    network's own forward on per-sample direction encodings, as the original code.
+    """
+    b, s = t.shape
+    net = model.network(which)
+    points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
+    pos_enc = model.encode_points(points.reshape(-1, 3), cfg.backend)  # [B*S, P]
+    fused = (cfg.mlp_backward == "fused" and cfg.mlp_precision == "fp32" and type(net) is NerfMLP
+             and torch.is_grad_enabled())
+    if fused:
+        sigma_raw, rgb = run_network_rays(net, pos_enc, dir_enc, s, cfg.chunk)
+    else:
+        dir_rep = dir_enc[:, None, :].expand(b, s, dir_enc.shape[-1]).reshape(b * s, -1)  # [B*S, Dd]
+        sigma_raw, rgb = run_network(net, pos_enc, dir_rep, cfg.chunk, cfg.mlp_precision)
+    return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)
+
+
+def run_network_rays(
+    net: NerfMLP, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`fused_mlp.fused_forward` on whole rays, about `chunk` points per call -> ([B*S], [B*S, 3])."""
+    from nerfprune.fused_mlp import fused_forward
+
+    rays_per_call = max(1, chunk // max(samples, 1))
+    sig, col = [], []
+    for start in range(0, dir_enc.shape[0], rays_per_call):
+        stop = min(start + rays_per_call, dir_enc.shape[0])
+        s, c = fused_forward(net, pos_enc[start * samples:stop * samples], dir_enc[start:stop], samples)
+        sig.append(s)
+        col.append(c)
+    if len(sig) <= 1:  # no copy for a single call
+        return (sig[0][:, 0], col[0]) if sig else (pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3))
     return torch.cat(sig)[:, 0], torch.cat(col)
 
 
@@ -95,14 +142,9 @@ def _shade(
     math: ModuleType, training: bool,
 ) -> dict[str, torch.Tensor]:
     """Evaluate one network at samples t [B, S] and composite."""
-    b, s = t.shape
-    points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
-    pos_enc = model.encode_points(points.reshape(-1, 3), cfg.backend)  # [B*S, P]
-    dir_rep = dir_enc[:, None, :].expand(b, s, dir_enc.shape[-1]).reshape(b * s, -1)  # [B*S, Dd]
-    sigma_raw, rgb = run_network(model.network(which), pos_enc, dir_rep, cfg.chunk, cfg.mlp_precision)
-    sigma = torch.relu(sigma_raw).reshape(b, s)
+    sigma, rgb = field_at_samples(model, which, origins, dirs, t, dir_enc, cfg)
     colour, depth, opacity, weights = math.composite(
-        sigma.contiguous(), rgb.reshape(b, s, 3).contiguous(), t.contiguous(), ray_norm, background,
+        sigma.contiguous(), rgb.contiguous(), t.contiguous(), ray_norm, background,
         last_delta=cfg.last_delta, early_stop_eps=0.0 if training else cfg.early_stop_eps,
     )
     return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights}
