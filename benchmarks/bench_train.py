@@ -33,7 +33,7 @@ import time
 
 import torch
 
-from nerfprune.backprop import rays_per_block
+from nerfprune.backprop import loss_and_backward, rays_per_block
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig, field_at_samples, math_backend
 from nerfprune.scene.batching import RayBatcher
@@ -41,7 +41,7 @@ from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.train import TrainConfig, Trainer, camera_tensors
 
 SETTINGS = {"small": (64, 64), "nerf": (64, 128)}  # preset -> (coarse, fine) samples per ray
-STAGES = ("batching", "rays", "sampling", "mlp_fwd", "composite_fwd", "mlp_bwd", "composite_bwd", "optimizer")
+STAGES = ("batching", "rays", "sampling", "mlp_fwd", "composite_fwd", "mlp_bwd", "composite_bwd", "two_workers", "optimizer")
 
 
 class TorchBatcher:
@@ -62,12 +62,14 @@ class TorchBatcher:
         return SimpleNamespace(view=view, row=row, col=col, rgb=self.images[view, row, col], background=torch.ones(n, 3))
 
 
-def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: int) -> dict[str, float]:
+def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: int, workers: int) -> dict[str, float]:
     """One training iteration with per-stage wall-clock times (seconds).
 
     The same steps as `Trainer.step` with `nerfprune.backprop.loss_and_backward`,
     unrolled so each stage can be timed: rays are processed in blocks of
     `block_points` sample points (0: the whole batch, as the original NeRF code).
+    With two block workers the blocks run on two threads at once, so their stages
+    overlap: `loss_and_backward` itself runs and is timed as one stage, "two_workers".
     """
     cfg, model, scene = trainer.cfg, trainer.model, trainer.scene
     times = dict.fromkeys(STAGES, 0.0)
@@ -85,6 +87,12 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: 
     n_total = origins.shape[0]
     per_block = rays_per_block(block_points, cfg.render.n_coarse + cfg.render.n_fine, n_total)
     trainer.optimizer.zero_grad(set_to_none=True)
+    if workers > 1:
+        s0 = clock()
+        loss_and_backward(model, origins, dirs, b.rgb, b.background, scene.cameras.near, scene.cameras.far, cfg.render,
+                          block_points, training=True, generator=gen, workers=workers)
+        times["two_workers"] = clock() - s0
+        n_total = 0  # the loop below has nothing left to do
     for lo in range(0, n_total, per_block):
         hi = min(lo + per_block, n_total)
         o, d, norm, bg = origins[lo:hi], dirs[lo:hi], norm_all[lo:hi], b.background[lo:hi]
@@ -133,19 +141,21 @@ def timed_step(trainer: Trainer, batcher, cams, math_ns, it: int, block_points: 
     return times
 
 
-# pipeline -> (rendering-math backend, batcher, forward+backward in blocks?, MLP precision, MLP backward)
+# pipeline -> (rendering-math backend, batcher, forward+backward in blocks?, MLP precision, MLP backward, block workers)
 PIPELINES = {
-    "nerfprune": ("taichi", "rust", True, "fp32", "fused"),  # what `nerfprune train` runs
-    "torch": ("torch", "torch", False, "fp32", "autograd"),  # the original NeRF code's way: whole batch forward, then backward
-    # Ablations: which part of the difference comes from the kernels, the blocks and the fused MLP backward.
-    "nerfprune_1block": ("taichi", "rust", False, "fp32", "fused"),
-    "nerfprune_autograd": ("taichi", "rust", True, "fp32", "autograd"),
-    "torch_blocked": ("torch", "torch", True, "fp32", "autograd"),
+    "nerfprune": ("taichi", "rust", True, "fp32", "fused", 2),  # what `nerfprune train` runs
+    "torch": ("torch", "torch", False, "fp32", "autograd", 1),  # the original NeRF code's way: whole batch forward, then backward
+    # Ablations: what each part contributes. The one-worker row also gives the stage shares.
+    "nerfprune_1worker": ("taichi", "rust", True, "fp32", "fused", 1),
+    "nerfprune_1block": ("taichi", "rust", False, "fp32", "fused", 1),
+    "nerfprune_autograd": ("taichi", "rust", True, "fp32", "autograd", 2),
+    "torch_blocked": ("torch", "torch", True, "fp32", "autograd", 1),
     # Opt-in, not the same arithmetic: the MLP's products in bfloat16 (`--mlp-precision bf16`; autograd backward).
-    "nerfprune_bf16": ("taichi", "rust", True, "bf16", "autograd"),
+    "nerfprune_bf16": ("taichi", "rust", True, "bf16", "autograd", 2),
 }
-ABLATIONS = {"nerfprune_1block": "no blocks", "nerfprune_autograd": "autograd MLP", "torch_blocked": "torch + blocks",
-             "nerfprune_bf16": "opt-in bf16 MLP"}
+ABLATIONS = {"nerfprune_1worker": "one block worker", "nerfprune_1block": "no blocks", "nerfprune_autograd": "autograd MLP",
+             "torch_blocked": "torch + blocks", "nerfprune_bf16": "opt-in bf16 MLP"}
+SHARES_FROM = "nerfprune_1worker"  # stage shares of nerfprune's step, from the row whose stages do not overlap
 
 
 def main() -> None:
@@ -164,17 +174,19 @@ def main() -> None:
     for preset in args.presets.split(","):
         n_coarse, n_fine = SETTINGS[preset]
         runs = {}
-        for pipeline, (backend, batching, blocked, precision, mlp_backward) in PIPELINES.items():
+        for pipeline, (backend, batching, blocked, precision, mlp_backward, workers) in PIPELINES.items():
             render = RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend, mlp_precision=precision,
                                   mlp_backward=mlp_backward)
-            cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset), render=render)
+            cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset), render=render,
+                              block_workers=workers)
             trainer = Trainer(scene, cfg, "/tmp/nerfprune-bench-train")
             batcher = RayBatcher(scene, "train", args.batch_size, 0) if batching == "rust" else TorchBatcher(scene, args.batch_size, 0)
-            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), args.block_points if blocked else 0)
+            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), args.block_points if blocked else 0,
+                              workers)
         samples: dict[str, list[dict]] = {name: [] for name in runs}
         for it in range(args.iterations + 2):  # alternate the pipelines so load changes hit all of them
-            for pipeline, (trainer, batcher, cams, math_ns, block_points) in runs.items():
-                t = timed_step(trainer, batcher, cams, math_ns, it, block_points)
+            for pipeline, (trainer, batcher, cams, math_ns, block_points, workers) in runs.items():
+                t = timed_step(trainer, batcher, cams, math_ns, it, block_points, workers)
                 if it >= 2:
                     samples[pipeline].append(t)
         results[preset] = {}
@@ -183,13 +195,13 @@ def main() -> None:
             stage_median = {s: statistics.median(r[s] for r in rows) for s in STAGES}
             results[preset][pipeline] = {"s_per_it": statistics.median(totals), "stages": stage_median,
                                          "spread": [min(totals), max(totals)]}
-    print(f"{'preset':8s} {'pipeline':17s} {'s/it':>7s} {'min-max':>13s}  " + " ".join(f"{s:>13s}" for s in STAGES))
+    print(f"{'preset':8s} {'pipeline':18s} {'s/it':>7s} {'min-max':>13s}  " + " ".join(f"{s:>13s}" for s in STAGES))
     figures = {}
     for preset, by_pipe in results.items():
         for pipeline, r in by_pipe.items():
             shares = " ".join(f"{100 * r['stages'][s] / r['s_per_it']:12.1f}%" for s in STAGES)
             spread = f"{r['spread'][0]:.3f}-{r['spread'][1]:.3f}"
-            print(f"{preset:8s} {pipeline:17s} {r['s_per_it']:7.3f} {spread:>13s}  {shares}")
+            print(f"{preset:8s} {pipeline:18s} {r['s_per_it']:7.3f} {spread:>13s}  {shares}")
         torch_s = by_pipe["torch"]["s_per_it"]
         ratio = by_pipe["nerfprune"]["s_per_it"] / torch_s
         ablations = "; ".join(f"{label} {by_pipe[name]['s_per_it'] / torch_s:.2f}" for name, label in ABLATIONS.items())
@@ -200,7 +212,7 @@ def main() -> None:
         for name in ABLATIONS:
             figures[f"{preset}_ratio_{name}"] = round(by_pipe[name]["s_per_it"] / torch_s, 3)
         for s in STAGES:
-            figures[f"{preset}_share_{s}"] = round(by_pipe["nerfprune"]["stages"][s] / by_pipe["nerfprune"]["s_per_it"], 3)
+            figures[f"{preset}_share_{s}"] = round(by_pipe[SHARES_FROM]["stages"][s] / by_pipe[SHARES_FROM]["s_per_it"], 3)
     print(json.dumps(figures))
 
 

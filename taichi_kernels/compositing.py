@@ -24,7 +24,7 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
-from taichi_kernels.runtime import ensure_initialized
+from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 _REAL = {torch.float32: ti.f32, torch.float64: ti.f64}
 
@@ -34,9 +34,10 @@ def _forward_kernel(
     sigma: ti.types.ndarray(), rgb: ti.types.ndarray(), t: ti.types.ndarray(), norm: ti.types.ndarray(),
     bg: ti.types.ndarray(), last_delta: ti.f32, eps: ti.f32, real: ti.template(),
     colour: ti.types.ndarray(), depth: ti.types.ndarray(), opacity: ti.types.ndarray(), weights: ti.types.ndarray(),
-    trans_end: ti.types.ndarray(),
+    trans_end: ti.types.ndarray(), serial: ti.template(),
 ):
     n_samples = sigma.shape[1]
+    ti.loop_config(serialize=serial)
     for r in range(sigma.shape[0]):
         trans = ti.cast(1.0, real)
         acc = ti.Vector.zero(real, 3)
@@ -68,9 +69,10 @@ def _backward_kernel(
     trans_end: ti.types.ndarray(), weights: ti.types.ndarray(), g_colour: ti.types.ndarray(),
     g_depth: ti.types.ndarray(), g_opacity: ti.types.ndarray(), g_weights: ti.types.ndarray(),
     last_delta: ti.f32, has_g_weights: ti.template(), real: ti.template(),
-    g_sigma: ti.types.ndarray(), g_rgb: ti.types.ndarray(),
+    g_sigma: ti.types.ndarray(), g_rgb: ti.types.ndarray(), serial: ti.template(),
 ):
     n_samples = t.shape[1]
+    ti.loop_config(serialize=serial)
     for r in range(t.shape[0]):
         gc = ti.Vector([g_colour[r, 0], g_colour[r, 1], g_colour[r, 2]])
         g_const = g_opacity[r] - (gc[0] * bg[r, 0] + gc[1] * bg[r, 1] + gc[2] * bg[r, 2])
@@ -108,8 +110,8 @@ class _Composite(torch.autograd.Function):
         weights = _buffers.empty("composite.weights", (n_rays, n_samples), dtype, device)
         trans_end = _buffers.empty("composite.trans_end", (n_rays,), dtype, device)
         if n_rays > 0:
-            _forward_kernel(sigma, rgb, t, ray_norm, background, last_delta, early_stop_eps, _REAL[dtype],
-                            colour, depth, opacity, weights, trans_end)
+            launch(_forward_kernel, sigma, rgb, t, ray_norm, background, last_delta, early_stop_eps, _REAL[dtype],
+                            colour, depth, opacity, weights, trans_end, serial_launch(sigma.numel()))
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(rgb, t, ray_norm, background, trans_end, weights)
         ctx.last_delta = last_delta
@@ -132,8 +134,8 @@ class _Composite(torch.autograd.Function):
         g_sigma = _buffers.empty("composite.g_sigma", (n_rays, n_samples), dtype, device)
         g_rgb = _buffers.empty("composite.g_rgb", (n_rays, n_samples, 3), dtype, device)
         if n_rays > 0:
-            _backward_kernel(rgb, t, ray_norm, background, trans_end, weights, g_colour, g_depth, g_opacity,
-                             g_weights, ctx.last_delta, has_gw, _REAL[dtype], g_sigma, g_rgb)
+            launch(_backward_kernel, rgb, t, ray_norm, background, trans_end, weights, g_colour, g_depth, g_opacity,
+                             g_weights, ctx.last_delta, has_gw, _REAL[dtype], g_sigma, g_rgb, serial_launch(t.numel()))
         g_bg = trans_end[:, None] * g_colour if ctx.needs_input_grad[4] else None
         return g_sigma, g_rgb, None, None, g_bg, None, None
 

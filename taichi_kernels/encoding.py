@@ -16,12 +16,13 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
-from taichi_kernels.runtime import ensure_initialized
+from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 
 @ti.kernel
-def _encode_kernel(x: ti.types.ndarray(), n_freq: ti.i32, out: ti.types.ndarray()):
+def _encode_kernel(x: ti.types.ndarray(), n_freq: ti.i32, out: ti.types.ndarray(), serial: ti.template()):
     n, dims = x.shape[0], x.shape[1]
+    ti.loop_config(serialize=serial)
     for i, d in ti.ndrange(n, dims):
         v = x[i, d]
         out[i, d] = v
@@ -48,5 +49,5 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
     n, dims = x.shape
     out = _buffers.empty("encoding", (n, dims * (1 + 2 * n_frequencies)), torch.float32, x.device)
     if n:
-        _encode_kernel(x, n_frequencies, out)
+        launch(_encode_kernel, x, n_frequencies, out, serial_launch(x.numel()))
     return out

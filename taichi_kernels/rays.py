@@ -18,7 +18,7 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
-from taichi_kernels.runtime import ensure_initialized
+from taichi_kernels.runtime import ensure_initialized, launch
 
 UNDISTORT_ITERATIONS = 10  # Newton steps (the reference uses the same count)
 _NO_DISTORTION = torch.zeros((1, 6), dtype=torch.float32)  # placeholder argument when distortion is None
@@ -128,7 +128,7 @@ def generate_rays(
     lo, hi = int(view.min()), int(view.max())
     if lo < 0 or hi >= n:
         raise ValueError(f"generate_rays: view index {lo if lo < 0 else hi} is outside 0..{n - 1} ({n} cameras)")
-    _rays_kernel(c2w, intrinsics, dist, view, row, col, float(pixel_offset), distortion is not None, origins, directions)
+    launch(_rays_kernel, c2w, intrinsics, dist, view, row, col, float(pixel_offset), distortion is not None, origins, directions)
     return origins, directions
 
 
@@ -158,5 +158,5 @@ def view_rays(
     origins = _buffers.empty("view_rays.origins", shape, torch.float32, c2w.device)
     directions = _buffers.empty("view_rays.directions", shape, torch.float32, c2w.device)
     if shape[0] > 0:
-        _view_kernel(c2w, intr, dist, int(width), float(pixel_offset), distortion is not None, origins, directions)
+        launch(_view_kernel, c2w, intr, dist, int(width), float(pixel_offset), distortion is not None, origins, directions)
     return origins, directions

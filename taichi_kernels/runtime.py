@@ -21,6 +21,7 @@ import warnings
 
 _ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
 _lock = threading.Lock()
+_launch_lock = threading.RLock()  # Taichi's launch path is not documented as thread-safe: one launch at a time
 _state: dict[str, object] = {"arch": None, "requested": None}
 
 
@@ -85,3 +86,26 @@ def ensure_initialized() -> str:
         atexit.register(ti.reset)
         _state["arch"] = str(ti.lang.impl.current_cfg().arch.name)
         return _state["arch"]  # type: ignore[return-value]
+
+
+SERIAL_BELOW = 1 << 16  # launches over fewer items (samples, points) run on the launching thread
+
+
+def serial_launch(items: int) -> bool:
+    """Whether a launch over `items` samples or points should run its loop on the calling thread.
+
+    Why: a training block (64 rays x 128 samples) is microseconds of work; waking Taichi's
+    thread pool for it costs more, and on 2 cores its threads take the core from the torch
+    work running beside it. Large launches (whole images) still use all threads.
+    """
+    return items < SERIAL_BELOW
+
+
+def launch(kernel, *args) -> None:
+    """Run a Taichi kernel, one launch at a time across Python threads.
+
+    Training may run two blocks of rays on two threads (`nerfprune.backprop`); the
+    torch work runs in parallel, the (short) kernel launches take turns.
+    """
+    with _launch_lock:
+        kernel(*args)

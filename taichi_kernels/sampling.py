@@ -14,7 +14,7 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
-from taichi_kernels.runtime import ensure_initialized
+from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 PDF_EPS = 1e-5  # added to every coarse weight before normalising (original NeRF)
 
@@ -38,10 +38,11 @@ def _depth(s: ti.f32, near: ti.f32, far: ti.f32, lindisp: ti.template()) -> ti.f
 @ti.kernel
 def _stratified_kernel(
     u: ti.types.ndarray(), near: ti.f32, far: ti.f32, perturb: ti.template(), lindisp: ti.template(),
-    out: ti.types.ndarray(),
+    out: ti.types.ndarray(), serial: ti.template(),
 ):
     n_samples = out.shape[1]
     step = 1.0 / ti.max(n_samples - 1, 1)
+    ti.loop_config(serialize=serial)
     for r in range(out.shape[0]):  # one ray per thread (a 2-D ndrange pays an integer division per sample)
         for i in range(n_samples):
             t = _depth(i * step, near, far, lindisp)
@@ -85,14 +86,14 @@ def stratified(
     u = _uniforms("stratified.u", shape, generator, device) if perturb else torch.empty((0, 0), device=device)
     out = _buffers.empty("stratified.t", shape, torch.float32, torch.device(device))
     if out.numel() > 0:
-        _stratified_kernel(u, float(near), float(far), bool(perturb), bool(lindisp), out)
+        launch(_stratified_kernel, u, float(near), float(far), bool(perturb), bool(lindisp), out, serial_launch(out.numel()))
     return out
 
 
 @ti.kernel
 def _importance_kernel(
     t: ti.types.ndarray(), w: ti.types.ndarray(), xi: ti.types.ndarray(), n_fine: ti.i32, perturb: ti.template(),
-    merge: ti.template(), out: ti.types.ndarray(),
+    merge: ti.template(), out: ti.types.ndarray(), serial: ti.template(),
 ):
     """One ray per thread: walk the CDF and the sorted levels u together, merging as we go.
 
@@ -102,6 +103,7 @@ def _importance_kernel(
     """
     n_coarse = t.shape[1]
     m = n_coarse - 2
+    ti.loop_config(serialize=serial)
     for r in range(t.shape[0]):
         total = 0.0
         for k in range(m):
@@ -173,7 +175,7 @@ def _fine_samples(
         if merge:
             out.copy_(t)
     elif n_rays > 0:
-        _importance_kernel(t, weights, xi, int(n_fine), bool(perturb), bool(merge), out)
+        launch(_importance_kernel, t, weights, xi, int(n_fine), bool(perturb), bool(merge), out, serial_launch(out.numel()))
     return out
 
 

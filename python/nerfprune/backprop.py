@@ -16,6 +16,7 @@ Only the order of the floating-point sums changes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -39,31 +40,85 @@ def rays_per_block(block_points: int, samples_per_ray: int, batch: int) -> int:
     return max(1, block_points // max(samples_per_ray, 1))
 
 
+def block_generators(generator: torch.Generator | None, n_blocks: int) -> list[torch.Generator | None]:
+    """One generator per block, seeded from `generator` in block order.
+
+    The sample jitter of a block then depends only on the step's generator and the
+    block's index, not on which thread runs the block or when.
+    """
+    if generator is None:
+        return [None] * n_blocks
+    seeds = torch.randint(0, 2**62, (n_blocks,), generator=generator).tolist()
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
 def loss_and_backward(
     model: NerfModel, origins: torch.Tensor, dirs: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
     near: float, far: float, cfg: RenderConfig, block_points: int, training: bool = True,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, workers: int = 1,
 ) -> BatchLoss:
     """Accumulate d(loss)/d(weights) of a batch into the parameters' `.grad`.
 
     origins, dirs, target: [B, 3]; background: [B, 3] or [3]. The caller zeroes
-    the gradients before and steps the optimizer after. Blocks are processed in
-    ray order and draw their sample jitter from `generator` in that order, so a
-    run is a pure function of the seed.
+    the gradients before and steps the optimizer after. Each block draws its
+    sample jitter from its own generator (`block_generators`), so a run is a
+    pure function of the seed.
+
+    workers = 2 runs the blocks on two threads, each with half of torch's threads,
+    taking blocks in turn (even / odd); each thread sums its blocks' gradients in
+    block order and the two sums are added at the end, so the result is the
+    same from run to run. On 2 cores this keeps both busy through the small
+    element-wise operations that one 2-thread pool cannot split well.
     """
     b = origins.shape[0]
     has_fine = cfg.n_fine > 0 and model.fine is not None
     samples = cfg.n_coarse + cfg.n_fine if has_fine else cfg.n_coarse  # points per ray of the largest MLP call
     per_block = rays_per_block(block_points, samples, b)
-    loss_sum, fine_sum = 0.0, 0.0
-    for start in range(0, b, per_block):
-        end = min(start + per_block, b)
+    spans = [(start, min(start + per_block, b)) for start in range(0, b, per_block)]
+    gens = block_generators(generator, len(spans))
+
+    def block_loss(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = spans[k]
         bg = background[start:end] if background.dim() == 2 else background
         out = render_rays(model, origins[start:end], dirs[start:end], bg, near, far, cfg,
-                          training=training, generator=generator)
+                          training=training, generator=gens[k])
         sse_fine = torch.sum((out["rgb"] - target[start:end]) ** 2)  # summed over rays and channels
         sse = sse_fine + torch.sum((out["rgb_coarse"] - target[start:end]) ** 2) if has_fine else sse_fine
-        (sse / (3 * b)).backward()  # this block's share of the batch mean
-        loss_sum += float(sse.detach())
-        fine_sum += float(sse_fine.detach())
-    return BatchLoss(loss=loss_sum / (3 * b), mse_fine=fine_sum / (3 * b))
+        return sse, sse_fine
+
+    sums = [(0.0, 0.0)] * len(spans)
+    if workers <= 1 or len(spans) < 2:
+        for k in range(len(spans)):
+            sse, sse_fine = block_loss(k)
+            (sse / (3 * b)).backward()  # this block's share of the batch mean
+            sums[k] = (float(sse.detach()), float(sse_fine.detach()))
+    else:
+        _two_threads(model, block_loss, len(spans), 3 * b, sums)
+    return BatchLoss(loss=sum(s for s, _ in sums) / (3 * b), mse_fine=sum(f for _, f in sums) / (3 * b))
+
+
+def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, sums: list) -> None:
+    """Blocks 0, 2, 4, ... on one thread and 1, 3, 5, ... on another; gradients into `.grad`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    threads = torch.get_num_threads()
+
+    def work(first: int) -> list[torch.Tensor | None]:
+        torch.set_num_threads(max(1, threads // 2))  # the caller's threads, split between the two
+        total: list[torch.Tensor | None] = [None] * len(params)
+        for k in range(first, n_blocks, 2):
+            sse, sse_fine = block_loss(k)
+            grads = torch.autograd.grad(sse / denominator, params, allow_unused=True)
+            sums[k] = (float(sse.detach()), float(sse_fine.detach()))
+            total = [g if t is None else (t if g is None else t.add_(g)) for t, g in zip(total, grads)]
+        return total
+
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nerfprune-block") as pool:
+            even, odd = pool.submit(work, 0), pool.submit(work, 1)
+            parts = [even.result(), odd.result()]
+    finally:
+        torch.set_num_threads(threads)
+    for p, a, c in zip(params, *parts):
+        g = a if c is None else (c if a is None else a.add_(c))
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad.add_(g)

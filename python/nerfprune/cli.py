@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every N iterations")
     p.add_argument("--block-points", type=int, default=8192,
                    help="sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once)")
+    p.add_argument("--block-workers", type=int, choices=[1, 2], default=2,
+                   help="threads running blocks side by side, each with half of torch's threads (1: one block at a time)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     _render_args(p)
     _common(p)
@@ -186,6 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
+                      block_workers=args.block_workers,
                       model=NerfModelConfig(preset=args.preset))
     _apply_render_flags(cfg.render, args)
     cfg.validate()

@@ -34,6 +34,11 @@ def _layer_params(net: NerfMLP) -> list[torch.Tensor]:
     return params
 
 
+def _relu_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """grad * (out > 0), written over `grad` (autograd's ReLU backward, without a new tensor)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
+
+
 def _split_input(weight: torch.Tensor, n_first: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Columns of a weight applied to the two parts of a concatenated input [first, second]."""
     return weight[:, :n_first], weight[:, n_first:]
@@ -87,7 +92,7 @@ class _FusedNerfMLP(torch.autograd.Function):
         g_z = g_rgb * rgb * (1.0 - rgb) if g_rgb is not None else torch.zeros_like(rgb)  # [M, 3]
         grads[2 * n_pts + 6], grads[2 * n_pts + 7] = g_z.t().mm(view), g_z.sum(0)
         # colour layer: view = relu(feat W_vf^T + per-ray (dir W_vd^T + b))
-        g_z = torch.ops.aten.threshold_backward(g_z.mm(w_rgb), view, 0)  # [M, W/2]
+        g_z = _relu_backward_(g_z.mm(w_rgb), view)  # [M, W/2]
         g_ray = g_z.view(rays, samples, -1).sum(1)  # [B, W/2]
         w_view_feat, w_view_dir = _split_input(w_view, feat.shape[1])
         grads[2 * n_pts + 4] = torch.cat([g_z.t().mm(feat), g_ray.t().mm(dir_enc)], dim=1)
@@ -104,7 +109,7 @@ class _FusedNerfMLP(torch.autograd.Function):
         # position layers, last to first
         for i in reversed(range(n_pts)):
             w, _ = pts[i]
-            g_z = torch.ops.aten.threshold_backward(g_h, acts[i], 0)
+            g_z = _relu_backward_(g_h, acts[i])
             grads[2 * i + 1] = g_z.sum(0)
             if i == 0:
                 grads[0] = g_z.t().mm(pos_enc)

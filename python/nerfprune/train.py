@@ -48,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # write a checkpoint every N steps (and always at the end)
     val_views: int = 2  # validation views whose PSNR is logged at the end (0: none)
     block_points: int = 8192  # sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once, as the original NeRF code)
+    block_workers: int = 2  # threads running blocks side by side, each with half of torch's threads (1: one block at a time)
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
 
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1 (got {self.lr}, {self.lr_decay})")
         if self.log_every < 1 or self.checkpoint_every < 1:
             raise ConfigError("log_every and checkpoint_every must be >= 1")
+        if self.block_workers not in (1, 2):
+            raise ConfigError(f"block_workers must be 1 or 2, got {self.block_workers}")
         if self.block_points < 0:
             raise ConfigError(f"block_points must be >= 0 (0: whole batch), got {self.block_points}")
         self.model.field_config()
@@ -182,7 +185,8 @@ class Trainer:
             group["lr"] = self._lr(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
-                                   self.scene.cameras.far, cfg.render, cfg.block_points, training=True, generator=gen)
+                                   self.scene.cameras.far, cfg.render, cfg.block_points, training=True, generator=gen,
+                                   workers=cfg.block_workers)
         if self.masks:
             for name, param in self.model.named_parameters():
                 if name in self.masks and param.grad is not None:
