@@ -164,8 +164,8 @@ def main() -> None:
     p.add_argument("--presets", default="small,nerf", help="comma-separated presets: small (2x128, 64+64), nerf (8x256, 64+128)")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi threads (0: leave torch's default)")
     p.add_argument("--batch-size", type=int, default=1024, help="rays per iteration")
-    p.add_argument("--block-points", type=int, default=TrainConfig.block_points,
-                   help="sample points per forward+backward block of the blocked pipelines")
+    p.add_argument("--block-points", type=int, default=None,
+                   help="sample points per forward+backward block of the blocked pipelines (default: nerfprune's default for the preset)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,7 +181,8 @@ def main() -> None:
                               block_workers=workers)
             trainer = Trainer(scene, cfg, "/tmp/nerfprune-bench-train")
             batcher = RayBatcher(scene, "train", args.batch_size, 0) if batching == "rust" else TorchBatcher(scene, args.batch_size, 0)
-            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), args.block_points if blocked else 0,
+            block_points = (args.block_points if args.block_points is not None else cfg.points_per_block()) if blocked else 0
+            runs[pipeline] = (trainer, batcher, camera_tensors(scene), math_backend(backend), block_points,
                               workers)
         samples: dict[str, list[dict]] = {name: [] for name in runs}
         for it in range(args.iterations + 2):  # alternate the pipelines so load changes hit all of them

@@ -24,7 +24,7 @@ def test_cli_train_equals_api_train(tmp_path, extra, changes):
     assert main(["train", *FLAGS, *extra, "--out", str(tmp_path / "cli")]) == 0
     render = RenderConfig(n_coarse=8, n_fine=8, mlp_precision=changes.get("mlp_precision", "fp32"),
                           mlp_backward=changes.get("mlp_backward", "fused"))
-    cfg = TrainConfig(iterations=3, batch_size=64, seed=3, block_points=changes.get("block_points", 8192),
+    cfg = TrainConfig(iterations=3, batch_size=64, seed=3, block_points=changes.get("block_points"),
                       block_workers=changes.get("block_workers", 2),
                       model=NerfModelConfig(preset="tiny"), render=render)
     api_model = nerfprune.train("builtin", cfg, out_dir=tmp_path / "api")

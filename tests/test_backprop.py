@@ -57,6 +57,18 @@ def test_rays_per_block():
     assert rays_per_block(100, 128, 1024) == 1  # never zero rays
 
 
+def test_default_block_size_follows_the_width():
+    from nerfprune.backprop import auto_block_points
+    from nerfprune.field import NerfModelConfig
+    from nerfprune.train import TrainConfig
+
+    assert auto_block_points(256) == 8192 and auto_block_points(128) == 32768
+    assert TrainConfig(model=NerfModelConfig(preset="nerf")).points_per_block() == 8192
+    assert TrainConfig(model=NerfModelConfig(preset="small")).points_per_block() == 32768
+    assert TrainConfig(model=NerfModelConfig(preset="small", width=64)).points_per_block() == 131072
+    assert TrainConfig(block_points=0).points_per_block() == 0  # explicit values win, 0 included
+
+
 @pytest.mark.parametrize("backend, mlp_backward", [("taichi", "fused"), ("torch", "autograd")])
 def test_two_block_workers_give_the_one_worker_gradient(backend, mlp_backward):
     torch.manual_seed(0)

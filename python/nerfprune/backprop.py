@@ -33,6 +33,18 @@ class BatchLoss:
     mse_fine: float  # MSE of the final pass (the coarse one for a coarse-only model)
 
 
+def auto_block_points(width: int) -> int:
+    """Default points per block for an MLP `width` units wide: 2^29 / width^2.
+
+    The work per point grows with width^2, so this keeps a block's arithmetic about
+    constant and the fixed per-block costs (kernel launches, Python, thread hand-offs)
+    a constant share: 8,192 points for 256 units, 32,768 for 128. Both were the fastest
+    measured sizes on the 2-core development machine (`benchmarks/bench_blocks.py`,
+    docs/training.md).
+    """
+    return max(1024, 2**29 // max(width, 1) ** 2)
+
+
 def rays_per_block(block_points: int, samples_per_ray: int, batch: int) -> int:
     """Rays per forward+backward block: `block_points` sample points (0: the whole batch)."""
     if block_points <= 0:

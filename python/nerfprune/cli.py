@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), nerf (8x256), tiny")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, ray batches and sample jitter")
     p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every N iterations")
-    p.add_argument("--block-points", type=int, default=8192,
-                   help="sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once)")
+    p.add_argument("--block-points", type=int, default=None,
+                   help="sample points per forward+backward block (default: 2^29 / width^2: 8192 for 8x256, 32768 for 2x128; 0: whole batch at once)")
     p.add_argument("--block-workers", type=int, choices=[1, 2], default=2,
                    help="threads running blocks side by side, each with half of torch's threads (1: one block at a time)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")

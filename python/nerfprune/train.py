@@ -23,7 +23,7 @@ from nerfprune.checkpoint import Checkpoint, flatten_adam_state, load_checkpoint
 from nerfprune.config import from_dict, save_config, to_dict
 from nerfprune.errors import CheckpointError, ConfigError
 from nerfprune.field import NerfModel, NerfModelConfig
-from nerfprune.backprop import loss_and_backward
+from nerfprune.backprop import auto_block_points, loss_and_backward
 from nerfprune.renderer import RenderConfig, math_backend
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.types import Scene
@@ -47,7 +47,7 @@ class TrainConfig:
     log_every: int = 50  # write a JSONL log line every N steps
     checkpoint_every: int = 500  # write a checkpoint every N steps (and always at the end)
     val_views: int = 2  # validation views whose PSNR is logged at the end (0: none)
-    block_points: int = 8192  # sample points per forward+backward block, sized to stay in CPU cache (0: whole batch at once, as the original NeRF code)
+    block_points: int | None = None  # sample points per forward+backward block (None: 2^29 / width^2, i.e. 8192 for 8x256 and 32768 for 2x128; 0: whole batch at once, as the original NeRF code)
     block_workers: int = 2  # threads running blocks side by side, each with half of torch's threads (1: one block at a time)
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
@@ -61,10 +61,16 @@ class TrainConfig:
             raise ConfigError("log_every and checkpoint_every must be >= 1")
         if self.block_workers not in (1, 2):
             raise ConfigError(f"block_workers must be 1 or 2, got {self.block_workers}")
-        if self.block_points < 0:
+        if self.block_points is not None and self.block_points < 0:
             raise ConfigError(f"block_points must be >= 0 (0: whole batch), got {self.block_points}")
         self.model.field_config()
         self.render.validate()
+
+    def points_per_block(self) -> int:
+        """`block_points`, or when it is None the default for the network's width (`auto_block_points`)."""
+        if self.block_points is not None:
+            return self.block_points
+        return auto_block_points(self.model.field_config().width)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -185,7 +191,7 @@ class Trainer:
             group["lr"] = self._lr(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
-                                   self.scene.cameras.far, cfg.render, cfg.block_points, training=True, generator=gen,
+                                   self.scene.cameras.far, cfg.render, cfg.points_per_block(), training=True, generator=gen,
                                    workers=cfg.block_workers)
         if self.masks:
             for name, param in self.model.named_parameters():
