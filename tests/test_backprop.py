@@ -111,3 +111,26 @@ def test_block_workers_must_be_one_or_two():
 
     with pytest.raises(ConfigError, match="block_workers must be 1 or 2, got 3"):
         TrainConfig(block_workers=3).validate()
+
+
+def test_an_error_in_one_block_worker_stops_the_other_and_is_raised(monkeypatch):
+    import nerfprune.backprop as backprop
+
+    torch.manual_seed(0)
+    model = NerfModel(PRESETS["tiny"])
+    origins, dirs, target, background = rays(48)
+    cfg = RenderConfig(n_coarse=8, n_fine=8, early_stop_eps=0.0)
+    real, calls = backprop.render_rays, []
+
+    def failing(model, origins, *args, **kwargs):
+        calls.append(origins.shape[0])
+        if len(calls) == 2:
+            raise ValueError("block went wrong")
+        return real(model, origins, *args, **kwargs)
+
+    monkeypatch.setattr(backprop, "render_rays", failing)
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="block went wrong"):
+        loss_and_backward(model, origins, dirs, target, background, 2.0, 6.0, cfg, 16, training=False, workers=2)
+    assert len(calls) < 10  # 48 one-ray blocks: the healthy thread stopped early
+    assert all(p.grad is None for p in model.parameters())  # nothing half-summed was written

@@ -1,22 +1,23 @@
 """The loss of one ray batch and its gradient, computed a block of rays at a time.
 
 Why: the original NeRF code runs the forward pass of the whole batch, then one
-backward pass. At 1024 rays x 128 samples the activations of one 128-unit layer
-are 64 MB, far beyond the CPU caches, so every bias add, ReLU, ReLU backward and
-concatenation streams through DRAM, and the MLP spends about half its time
-there instead of in matrix products. Running forward *and* backward for a few
-dozen rays at a time keeps a block's activations in L2; the same arithmetic
-then takes about half the time on this machine (see `benchmarks/bench_train.py`).
-Memory no longer grows with the batch size either.
+backward pass. At 1024 rays x 128 samples the activations of one 256-unit layer
+are 128 MB, far beyond the CPU caches, so every bias add, ReLU, ReLU backward and
+concatenation streams through DRAM, and the MLP spends much of its time there
+instead of in matrix products. Running forward *and* backward for a block of
+rays at a time keeps a block's tensors near the cores; for the 8x256 network
+the same arithmetic then takes about half the time on a 2-core machine (see
+docs/training.md). Memory no longer grows with the batch size either.
 
 The gradient is the same: the loss is a mean over rays, so it equals the sum of
-the per-block losses weighted by block/batch, and gradients add up in `.grad`.
-Only the order of the floating-point sums changes.
+the per-block losses weighted by block/batch, and the gradients add up. Only the
+order of the floating-point sums changes.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import torch
@@ -110,14 +111,21 @@ def loss_and_backward(
 
 
 def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, sums: list) -> None:
-    """Blocks 0, 2, 4, ... on one thread and 1, 3, 5, ... on another; gradients into `.grad`."""
+    """Blocks 0, 2, 4, ... on one thread and 1, 3, 5, ... on another; gradients into `.grad`.
+
+    An error in one thread, or Ctrl-C in the caller's, stops the other thread after its
+    current block and is raised here; `.grad` is then left untouched.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     threads = torch.get_num_threads()
+    stop = threading.Event()
 
     def work(first: int) -> list[torch.Tensor | None]:
         torch.set_num_threads(max(1, threads // 2))  # the caller's threads, split between the two
         total: list[torch.Tensor | None] = [None] * len(params)
         for k in range(first, n_blocks, 2):
+            if stop.is_set():
+                break
             sse, sse_fine = block_loss(k)
             grads = torch.autograd.grad(sse / denominator, params, allow_unused=True)
             sums[k] = (float(sse.detach()), float(sse_fine.detach()))
@@ -126,8 +134,15 @@ def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, 
 
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nerfprune-block") as pool:
-            even, odd = pool.submit(work, 0), pool.submit(work, 1)
-            parts = [even.result(), odd.result()]
+            futures = [pool.submit(work, 0), pool.submit(work, 1)]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # raises the first thread's error, if any
+                parts = [f.result() for f in futures]
+            except BaseException:
+                stop.set()
+                raise
     finally:
         torch.set_num_threads(threads)
     for p, a, c in zip(params, *parts):
