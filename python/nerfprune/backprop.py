@@ -129,7 +129,7 @@ def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, 
             sse, sse_fine = block_loss(k)
             grads = torch.autograd.grad(sse / denominator, params, allow_unused=True)
             sums[k] = (float(sse.detach()), float(sse_fine.detach()))
-            total = [g if t is None else (t if g is None else t.add_(g)) for t, g in zip(total, grads)]
+            total = [_add_(t, g) for t, g in zip(total, grads)]
         return total
 
     try:
@@ -145,7 +145,10 @@ def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, 
                 raise
     finally:
         torch.set_num_threads(threads)
-    for p, a, c in zip(params, *parts):
-        g = a if c is None else (c if a is None else a.add_(c))
-        if g is not None:
-            p.grad = g if p.grad is None else p.grad.add_(g)
+    for p, even, odd in zip(params, *parts):
+        p.grad = _add_(p.grad, _add_(even, odd))
+
+
+def _add_(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """a + b written into a, where None stands for a gradient that is zero."""
+    return b if a is None else (a if b is None else a.add_(b))

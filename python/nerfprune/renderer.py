@@ -88,8 +88,13 @@ def run_network(
             s, c = net(pos_enc[start:start + chunk], dir_enc[start:start + chunk])
         sig.append(s.float())
         col.append(c.float())
-    if len(sig) <= 1:  # no copy for a single call
-        return (sig[0][:, 0], col[0]) if sig else (pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3))
+    return _joined(sig, col, pos_enc)
+
+
+def _joined(sig: list[torch.Tensor], col: list[torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-chunk outputs ([n, 1], [n, 3]) -> ([N], [N, 3]); no copy for a single chunk."""
+    if len(sig) <= 1:
+        return (sig[0][:, 0], col[0]) if sig else (like.new_zeros(0), like.new_zeros(0, 3))
     return torch.cat(sig)[:, 0], torch.cat(col)
 
 
@@ -131,9 +136,7 @@ def run_network_rays(
         s, c = fused_forward(net, pos_enc[start * samples:stop * samples], dir_enc[start:stop], samples)
         sig.append(s)
         col.append(c)
-    if len(sig) <= 1:  # no copy for a single call
-        return (sig[0][:, 0], col[0]) if sig else (pos_enc.new_zeros(0), pos_enc.new_zeros(0, 3))
-    return torch.cat(sig)[:, 0], torch.cat(col)
+    return _joined(sig, col, pos_enc)
 
 
 def _shade(
