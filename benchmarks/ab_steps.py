@@ -6,7 +6,7 @@ change in the machine's load hits all of them alike (single runs on a shared VM 
 ±20 %). The first variant is the reference of the "rel" column.
 
     python benchmarks/ab_steps.py --iterations 12 'default={}' 'b8k={"block_points": 8192}'
-    python benchmarks/ab_steps.py 'w2={}' 'w1={"block_workers": 1}' 'autograd={"render": {"mlp_backward": "autograd"}}'
+    python benchmarks/ab_steps.py 'w2={}' 'w1={"block_workers": 1}' 'autograd={"mlp": {"backward": "autograd"}}'
     python benchmarks/ab_steps.py 'nerf={"preset": "nerf", "render": {"n_fine": 128}}'
 
 Prints a table, then as the very last line one JSON object with the figures.
@@ -24,10 +24,9 @@ import torch
 
 from nerfprune.config import from_dict
 from nerfprune.errors import ConfigError
-from nerfprune.renderer import math_backend
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
-from nerfprune.train import TrainConfig, Trainer, camera_tensors
+from nerfprune.training import TrainConfig, Trainer, camera_tensors
 
 
 def variant_config(spec: str) -> tuple[str, TrainConfig]:
@@ -63,11 +62,11 @@ def main() -> None:
         name, cfg = variant_config(spec)
         trainer = Trainer(scene, cfg, tempfile.mkdtemp(prefix="nerfprune-ab-"))
         batcher = RayBatcher(scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed)
-        runs[name] = (trainer, batcher, camera_tensors(scene), math_backend(cfg.render.backend), [])
+        runs[name] = (trainer, batcher, camera_tensors(scene), [])
     for it in range(args.iterations + 2):
-        for trainer, batcher, cams, math_ns, times in runs.values():
+        for trainer, batcher, cams, times in runs.values():
             start = time.perf_counter()
-            trainer.step(batcher, cams, math_ns)
+            trainer.step(batcher, cams)
             if it >= 2:
                 times.append(time.perf_counter() - start)
     figures, reference = {}, None

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nerfprune.metrics import time_repeated
-from nerfprune.prune import (
+from nerfprune.pruning import (
     GraphMLP,
     compact,
     global_magnitude_masks,

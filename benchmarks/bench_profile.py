@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from nerfprune.profile import profile_render, stage_sort_key
-from nerfprune.prune.inference import build_variant
-from nerfprune.prune.lottery import PruneConfig, next_masks
-from nerfprune.report import PROFILE_MODELS
+from nerfprune.experiments.profile import profile_render, stage_sort_key
+from nerfprune.pruning.variants import build_variant
+from nerfprune.pruning.lottery import PruneConfig, next_masks
+from nerfprune.experiments.report import PROFILE_MODELS
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
-from nerfprune.study import StudyConfig
+from nerfprune.experiments.study import StudyConfig
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     scene = make_builtin_scene(BuiltinSceneConfig(width=args.size, height=args.size, n_views=8, n_test=1))
     train_cfg = StudyConfig().train_config()
-    from nerfprune.train import build_model
+    from nerfprune.training import build_model
 
     model = build_model(train_cfg)
     layerwise = next_masks(model, None, PruneConfig(method="layerwise"), 1)

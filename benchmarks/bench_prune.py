@@ -32,13 +32,13 @@ import shutil
 from pathlib import Path
 
 from nerfprune.field import NerfModelConfig
-from nerfprune.prune.graph import int8_available
-from nerfprune.prune.inference import build_variant
-from nerfprune.prune.compare import compare_paths, format_table
-from nerfprune.prune.lottery import PruneConfig, run_pruning
+from nerfprune.field.graph import int8_available
+from nerfprune.pruning.variants import build_variant
+from nerfprune.experiments.compare import compare_paths, format_table
+from nerfprune.pruning.lottery import PruneConfig, run_pruning
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene import load_scene
-from nerfprune.train import TrainConfig, Trainer, load_model
+from nerfprune.training import TrainConfig, Trainer, load_model
 
 UNSTRUCTURED_PATHS = ("masked", "baked", "compacted", "sparse", "int8")
 STRUCTURED_PATHS = {"structured": "compacted", "structured+sparse": "sparse", "structured+int8": "int8"}

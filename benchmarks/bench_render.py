@@ -79,7 +79,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     os.environ.setdefault("TI_CPU_MAX_NUM_THREADS", str(threads))
 
-    from nerfprune import _reference as ref
+    from taichi_kernels import reference as ref
     from taichi_kernels import compositing, rays, sampling
     from taichi_kernels.runtime import ensure_initialized
 

@@ -17,11 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from nerfprune.evaluate import EvalConfig, evaluate_views
+from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene import load_scene
-from nerfprune.train import TrainConfig, Trainer
+from nerfprune.training import TrainConfig, Trainer
 
 
 def main() -> None:

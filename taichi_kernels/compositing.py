@@ -16,7 +16,7 @@ needs neither sigma nor an exp: it reads the saved colours, depths and weights.
 Taichi's own autodiff is not used: it gave wrong density gradients for the loop carrying T
 (see ../shared/notes/taichi.md). float32 and float64 tensors both work (float64 lets
 `torch.autograd.gradcheck` test the backward). The torch reference is
-`nerfprune._reference.composite`.
+`taichi_kernels.reference.composite`.
 """
 
 

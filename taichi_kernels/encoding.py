@@ -1,6 +1,6 @@
 """Positional encoding of sample points as one Taichi kernel (forward only).
 
-Same features and order as the torch reference `nerfprune.encoding.positional_encoding`:
+Same features and order as the torch reference `taichi_kernels.reference.positional_encoding`:
 [x_0..x_{D-1}, sin(2^0 x), cos(2^0 x), sin(2^1 x), cos(2^1 x), ...], each block D wide.
 The torch version allocates and rewrites several [N, L, D] temporaries; here every
 output element is written once, into a reused buffer. No gradient flows to the
@@ -41,7 +41,7 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
     if x.dim() != 2:
         raise ValueError(f"positional_encoding: x must be [N, D], got {list(x.shape)}")
     if x.requires_grad:
-        raise ValueError("positional_encoding: the Taichi kernel has no backward; use nerfprune.encoding for inputs that need gradients")
+        raise ValueError("positional_encoding: the Taichi kernel has no backward; use taichi_kernels.reference.positional_encoding for inputs that need gradients")
     if n_frequencies < 0:
         raise ValueError(f"positional_encoding: n_frequencies must be >= 0, got {n_frequencies}")
     ensure_initialized()

@@ -10,7 +10,7 @@ Conventions (the same as `nerfprune.scene.types`):
 - optional OpenCV radial-tangential distortion (k1, k2, k3, k4, p1, p2; radial terms up to
   r^8) is undone with `UNDISTORT_ITERATIONS` Newton steps per pixel.
 
-Everything is float32. The torch reference is `nerfprune._reference.generate_rays`.
+Everything is float32. The torch reference is `taichi_kernels.reference.generate_rays`.
 """
 
 
@@ -18,9 +18,9 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
+from taichi_kernels.constants import UNDISTORT_ITERATIONS
 from taichi_kernels.runtime import ensure_initialized, launch
 
-UNDISTORT_ITERATIONS = 10  # Newton steps (the reference uses the same count)
 _NO_DISTORTION = torch.zeros((1, 6), dtype=torch.float32)  # placeholder argument when distortion is None
 
 

@@ -19,7 +19,7 @@ import os
 import threading
 import warnings
 
-_ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
+ARCHES = ("auto", "cpu", "cuda", "vulkan", "metal")
 _lock = threading.Lock()
 _launch_lock = threading.RLock()  # Taichi's launch path is not documented as thread-safe: one launch at a time
 _state: dict[str, object] = {"arch": None, "requested": None}
@@ -27,8 +27,8 @@ _state: dict[str, object] = {"arch": None, "requested": None}
 
 def set_arch(name: str) -> None:
     """Choose the backend before the first kernel runs (`auto`, `cpu`, `cuda`, ...)."""
-    if name not in _ARCHES:
-        raise ValueError(f"unknown Taichi backend '{name}': choose one of {', '.join(_ARCHES)}")
+    if name not in ARCHES:
+        raise ValueError(f"unknown Taichi backend '{name}': choose one of {', '.join(ARCHES)}")
     if _state["arch"] is not None and name != _state["requested"]:
         raise RuntimeError(f"Taichi is already initialised on '{_state['arch']}'; set the backend before the first kernel call")
     _state["requested"] = name
@@ -64,9 +64,9 @@ def ensure_initialized() -> str:
         if _state["arch"] is not None:
             return _state["arch"]  # type: ignore[return-value]
         requested = _state["requested"] or os.environ.get("NERFPRUNE_TI_ARCH", "auto")
-        if requested not in _ARCHES:
+        if requested not in ARCHES:
             raise ValueError(
-                f"NERFPRUNE_TI_ARCH='{requested}' is not a Taichi backend: choose one of {', '.join(_ARCHES)}"
+                f"NERFPRUNE_TI_ARCH='{requested}' is not a Taichi backend: choose one of {', '.join(ARCHES)}"
             )
         os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")
         with warnings.catch_warnings():
@@ -104,7 +104,7 @@ def serial_launch(items: int) -> bool:
 def launch(kernel, *args) -> None:
     """Run a Taichi kernel, one launch at a time across Python threads.
 
-    Training may run two blocks of rays on two threads (`nerfprune.backprop`); the
+    Training may run two blocks of rays on two threads (`nerfprune.loss`); the
     torch work runs in parallel, the (short) kernel launches take turns.
     """
     with _launch_lock:

@@ -6,7 +6,7 @@ u_j = (j + xi_j) / M, instead of i.i.d., and the sampled bin is found by clampin
 index rather than by original NeRF's `denom < 1e-5 -> 1` patch (the sample is then a
 continuous function of the weights). Random numbers come from torch (`generator`, or torch's
 default generator), so `torch.manual_seed` makes runs repeatable and the reference
-(`nerfprune._reference`) sees the very same draws. Everything is float32; samples are z-depths.
+(`taichi_kernels.reference`) sees the very same draws. Everything is float32; samples are z-depths.
 """
 
 
@@ -14,9 +14,9 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
+from taichi_kernels.constants import PDF_EPS
 from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
-PDF_EPS = 1e-5  # added to every coarse weight before normalising (original NeRF)
 
 
 def _uniforms(name: str, shape: tuple[int, int], generator: torch.Generator | None, device) -> torch.Tensor:

@@ -8,25 +8,24 @@ import torch
 
 import nerfprune
 from nerfprune.cli import main
-from nerfprune.field import NerfModelConfig
+from nerfprune.field import MLPConfig, NerfModelConfig
 from nerfprune.renderer import RenderConfig
-from nerfprune.train import TrainConfig, load_model
+from nerfprune.training import TrainConfig, load_model
 
 FLAGS = ["--preset", "tiny", "--iterations", "3", "--batch-size", "64", "--n-coarse", "8", "--n-fine", "8", "--seed", "3"]
 
 
 @pytest.mark.parametrize("extra, changes", [
     ([], {}),
-    (["--block-points", "160", "--mlp-precision", "bf16"], {"block_points": 160, "mlp_precision": "bf16"}),
-    (["--mlp-backward", "autograd", "--block-workers", "1"], {"mlp_backward": "autograd", "block_workers": 1}),
+    (["--block-points", "160", "--mlp-precision", "bf16"], {"block_points": 160, "precision": "bf16"}),
+    (["--mlp-backward", "autograd", "--block-workers", "1"], {"backward": "autograd", "block_workers": 1}),
 ])
 def test_cli_train_equals_api_train(tmp_path, extra, changes):
     assert main(["train", *FLAGS, *extra, "--out", str(tmp_path / "cli")]) == 0
-    render = RenderConfig(n_coarse=8, n_fine=8, mlp_precision=changes.get("mlp_precision", "fp32"),
-                          mlp_backward=changes.get("mlp_backward", "fused"))
+    mlp = MLPConfig(precision=changes.get("precision", "fp32"), backward=changes.get("backward", "handwritten"))
     cfg = TrainConfig(iterations=3, batch_size=64, seed=3, block_points=changes.get("block_points"),
                       block_workers=changes.get("block_workers", 2),
-                      model=NerfModelConfig(preset="tiny"), render=render)
+                      model=NerfModelConfig(preset="tiny"), mlp=mlp, render=RenderConfig(n_coarse=8, n_fine=8))
     api_model = nerfprune.train("builtin", cfg, out_dir=tmp_path / "api")
     cli_model, cli_cfg, _ = load_model(tmp_path / "cli")
     assert cli_cfg == cfg

@@ -48,8 +48,11 @@ def test_bad_config_value_is_exit_2(capsys):
 
 
 def test_unknown_preset_is_exit_2(capsys):
-    assert main(["train", "--iterations", "5", "--preset", "huge"]) == 2
-    assert "unknown network preset 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the choices come from the preset registry
+        main(["train", "--iterations", "5", "--preset", "huge"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'huge'" in err and "'small'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_console_script_and_module_agree():

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune.prune import GraphMLP, LayerSpec, Topology, compact, nerf_topology, tune_modes
+from nerfprune.pruning import GraphMLP, LayerSpec, Topology, compact, nerf_topology, tune_modes
 
 TOL = 1e-5
 FAST = settings(max_examples=40, deadline=None)

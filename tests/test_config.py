@@ -9,7 +9,7 @@ from nerfprune.config import atomic_write_bytes, from_dict, to_dict
 from nerfprune.errors import ConfigError
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig
-from nerfprune.train import TrainConfig
+from nerfprune.training import TrainConfig
 
 
 def test_train_config_round_trips_through_json():

@@ -2,11 +2,11 @@
 
 import json
 
-from nerfprune.demo import DemoConfig, run_demo
+from nerfprune.experiments.demo import DemoConfig, run_demo
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.builtin import BuiltinSceneConfig
-from nerfprune.train import TrainConfig
+from nerfprune.training import TrainConfig
 
 
 def test_demo_runs_end_to_end_and_reports_what_it_wrote(tmp_path):

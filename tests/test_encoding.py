@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune.encoding import encoded_width, positional_encoding
+from nerfprune.field.config import encoded_width
+from taichi_kernels.reference import positional_encoding
 from taichi_kernels.encoding import positional_encoding as taichi_encoding
 
 

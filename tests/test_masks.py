@@ -1,4 +1,4 @@
-"""Mask bookkeeping (Rust core through `nerfprune.prune.masks`) against numpy references."""
+"""Mask bookkeeping (Rust core through `nerfprune.pruning.masks`) against numpy references."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune.prune import (
+from nerfprune.pruning import (
     global_magnitude_masks,
     keep_count,
     layerwise_magnitude_masks,

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from nerfprune.errors import ConfigError
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.field import PRESETS, NerfMLP, NerfModelConfig
-from nerfprune.renderer import RenderConfig, run_network
-from nerfprune.train import TrainConfig, Trainer, build_model
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.field import PRESETS, MLPConfig, NerfMLP, NerfModelConfig
+from nerfprune.field.runners import run_network
+from nerfprune.renderer import RenderConfig
+from nerfprune.training import TrainConfig, Trainer, build_model
 
 
 def test_bf16_network_is_close_to_fp32_and_returns_float32():
@@ -25,12 +26,13 @@ def test_bf16_network_is_close_to_fp32_and_returns_float32():
 
 def test_unknown_precision_is_refused():
     with pytest.raises(ConfigError, match="unknown MLP precision 'fp16'.*fp32, bf16"):
-        RenderConfig(mlp_precision="fp16").validate()
+        MLPConfig(precision="fp16").validate()
 
 
 def test_training_in_bf16_learns(tiny_scene, tmp_path):
     cfg = TrainConfig(iterations=150, batch_size=256, lr=5e-3, log_every=50, checkpoint_every=1000, block_points=1024,
-                      model=NerfModelConfig(preset="tiny"), render=RenderConfig(n_coarse=8, n_fine=8, mlp_precision="bf16"))
+                      model=NerfModelConfig(preset="tiny"), mlp=MLPConfig(precision="bf16"),
+                      render=RenderConfig(n_coarse=8, n_fine=8))
     views = EvalConfig(split="train", max_views=3, timing_repeats=0)
     before = evaluate_views(build_model(cfg), tiny_scene, cfg.render, views)
     model = Trainer(tiny_scene, cfg, tmp_path).run()

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from nerfprune.field import NerfModelConfig
-from nerfprune.prune.inference import VARIANTS, build_variant
-from nerfprune.prune.lottery import PruneConfig, prunable_weights, run_pruning
-from nerfprune.prune.masks import load_masks
+from nerfprune.pruning.variants import VARIANTS, build_variant
+from nerfprune.pruning.lottery import PruneConfig, prunable_weights, run_pruning
+from nerfprune.pruning.masks import load_masks
 from nerfprune.renderer import RenderConfig
-from nerfprune.train import TrainConfig, Trainer, load_model
+from nerfprune.training import TrainConfig, Trainer, load_model
 
 
 def tiny_cfg(iterations=12, **kw) -> TrainConfig:
@@ -56,7 +56,7 @@ def test_finished_rounds_are_skipped_and_an_interrupted_round_resumes(parent, ti
 def test_late_rewinding_recreates_the_parents_weights_exactly(parent, tiny_scene, tmp_path):
     from safetensors.torch import load_file
 
-    from nerfprune.prune.lottery import _rewind_state
+    from nerfprune.pruning.lottery import _rewind_state
 
     parent_model, parent_cfg, _ = load_model(parent)
     snapshot = load_file(str(parent / "snapshot-4.safetensors"))
@@ -68,7 +68,7 @@ def test_late_rewinding_recreates_the_parents_weights_exactly(parent, tiny_scene
 
 
 def test_structured_pruning_removes_whole_neurons(parent, tiny_scene, tmp_path):
-    from nerfprune.prune.compact import compact
+    from nerfprune.pruning.compact import compact
 
     run_pruning(parent, tiny_scene, PruneConfig(sparsity=0.8, method="structured", retrain_iterations=2, eval_views=0), tmp_path)
     model, _, ckpt = load_model(tmp_path / "round-1")

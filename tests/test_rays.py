@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune import _reference as ref
+from taichi_kernels import reference as ref
 from taichi_kernels import rays
 
 FOX = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "fox" / "transforms.json"

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune import _reference as ref
+from taichi_kernels import reference as ref
 from taichi_kernels import sampling
 
 SETTINGS = settings(max_examples=30, deadline=None)

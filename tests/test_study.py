@@ -6,13 +6,16 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.report import PLOTS
-from nerfprune.study import StudyConfig, load_study_scene, run_study
-from nerfprune.train import load_model
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.experiments.report import PLOTS
+from nerfprune.experiments.study import StudyConfig, load_study_scene, run_study
+from nerfprune.field import NerfModelConfig
+from nerfprune.renderer import RenderConfig
+from nerfprune.training import load_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("## Setting", "## The 2022 study beside ours", "## Dense vs pruned (ours)", "## Inference paths of each pruned model",
@@ -22,7 +25,9 @@ SECTIONS = ("## Setting", "## The 2022 study beside ours", "## Dense vs pruned (
 
 def tiny_config(**overrides) -> StudyConfig:
     """Grid (5, 10) at scale 0.001 on a 16x16 built-in scene, tiny network, few views."""
-    base = dict(iterations=(5000, 10000), scale=0.001, preset="tiny", n_coarse=8, n_fine=8, batch_size=64,
+    train = replace(StudyConfig().train, batch_size=64, model=NerfModelConfig(preset="tiny"),
+                    render=RenderConfig(n_coarse=8, n_fine=8))
+    base = dict(iterations=(5000, 10000), scale=0.001, train=train,
                 train_views=2, val_views=2, timing_repeats=5, profile_repeats=2, image_views=1, sweep=(0.8, 0.95))
     return StudyConfig(**{**base, **overrides})
 
@@ -64,7 +69,7 @@ def test_results_json_keys(study):
                      "pruned-structured-10", "sweep-0.8", "profile"}
     for name in names - {"profile"}:
         cell = saved["cells"][name]
-        assert cell["seed"] == cfg.seed
+        assert cell["seed"] == cfg.train.seed
         for t in cell["timing"].values():
             assert "unavailable" in t or t["repeats"] == cfg.timing_repeats
     for model, stages in saved["cells"]["profile"]["stages"].items():

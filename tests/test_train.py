@@ -7,10 +7,10 @@ import torch
 
 from nerfprune.checkpoint import load_checkpoint
 from nerfprune.errors import CheckpointError
-from nerfprune.evaluate import EvalConfig, evaluate_views
+from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig
-from nerfprune.train import TrainConfig, Trainer, TrainingInterrupted, build_model, load_model
+from nerfprune.training import TrainConfig, Trainer, TrainingInterrupted, build_model, load_model
 
 
 def tiny_cfg(iterations=10, **kw) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""The public Python API: load_scene, train, render, evaluate, prune, study.
+"""The public Python API: load_scene, train, render, evaluate, prune (and study, demo from `experiments`).
 
 The CLI (`nerfprune.cli`) is a thin layer over these functions: both do the same thing.
 """
@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from nerfprune.config import atomic_write_json, save_config
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.field import NerfModel
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.field.mlp import NerfModel
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Cameras, Scene
-from nerfprune.train import TrainConfig, Trainer, load_model
+from nerfprune.training import TrainConfig, Trainer, load_model
 
 log = logging.getLogger(__name__)
 
@@ -115,30 +115,14 @@ def prune(
 ) -> dict:
     """Lottery-ticket pruning of the model trained in `model` (folder or checkpoint).
 
-    `config` is a `nerfprune.prune.PruneConfig` (default: one-shot global magnitude
+    `config` is a `nerfprune.pruning.PruneConfig` (default: one-shot global magnitude
     pruning to 95 %, survivors fine-tuned from the pre-trained weights for as many
     iterations as the pre-training). Returns the summary written to
     `out_dir/summary.json`; `out_dir/round-<n>` holds each round's checkpoint,
     masks and metrics, and is accepted by `evaluate` and `render`.
     """
-    from nerfprune.prune.lottery import PruneConfig, run_pruning
+    from nerfprune.pruning.lottery import PruneConfig, run_pruning
 
     if isinstance(model, NerfModel):
         raise TypeError("prune() takes the training output folder or checkpoint of the model, not the module")
     return run_pruning(model, _as_scene(scene), config or PruneConfig(), out_dir, progress=progress)
-
-
-def study(scene: str | Path = "builtin", config=None, *, out_dir: str | Path = "outputs/study") -> dict:
-    """Reproduce (or resume) the 2022 study's grid on `scene`; writes `out_dir/report.md`.
-
-    `config` is a `nerfprune.study.StudyConfig` (default: the study's settings,
-    2x128, 5k/10k/20k dense, 95 % + equal fine-tuning); `scene` overrides its
-    `scene` field. Finished cells in `out_dir` are skipped. Returns the dict
-    written to `out_dir/results.json` ("report" holds the report's path).
-    """
-    from dataclasses import replace
-
-    from nerfprune.study import StudyConfig, run_study
-
-    cfg = replace(config or StudyConfig(), scene=str(scene))
-    return run_study(cfg, out_dir)

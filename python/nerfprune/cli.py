@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
-EXIT_NOT_BUILT = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -25,33 +24,73 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _choices_help(table: dict) -> str:
+    """ "a: what a is; b: ..." from a registry {name: help string or object with .help}."""
+    return "; ".join(f"{name}: {getattr(entry, 'help', entry)}" for name, entry in table.items())
+
+
+def _flag(p: argparse.ArgumentParser, cls: type, name: str, *, default=..., choices: dict | None = None, **kwargs) -> None:
+    """--<name> for field `name` of config dataclass `cls`: help from the field's comment, type and default from
+    the field (default=None: leave the config's value alone unless given), choices from a registry."""
+    import dataclasses
+
+    from nerfprune.config import field_help
+
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = spec.default if default is ... else default
+    help_text = field_help(cls).get(name, "")
+    if choices is not None:
+        kwargs["choices"] = list(choices)
+        help_text = f"{help_text} ({_choices_help(choices)})" if help_text else _choices_help(choices)
+    elif "type" not in kwargs and "action" not in kwargs:
+        base = spec.default if spec.default is not dataclasses.MISSING and spec.default is not None else None
+        kwargs["type"] = type(base) if isinstance(base, (int, float, str)) and not isinstance(base, bool) else int
+    if "action" not in kwargs:
+        kwargs["default"] = value
+    if value is not None and value is not dataclasses.MISSING and "action" not in kwargs:
+        help_text += f" [default: {value}]"
+    p.add_argument(f"--{name.replace('_', '-')}", help=help_text.replace("%", "%%"), **kwargs)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
+    from taichi_kernels.runtime import ARCHES
+
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and Taichi (0: all cores)")
-    p.add_argument("--ti-arch", default=None, choices=["auto", "cpu", "cuda", "vulkan", "metal"],
+    p.add_argument("--ti-arch", default=None, choices=list(ARCHES),
                    help="Taichi backend (default: $NERFPRUNE_TI_ARCH or auto = GPU if present, else CPU)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
 
 
 def _scene_args(p: argparse.ArgumentParser) -> None:
+    from nerfprune.scene.loading import BACKGROUNDS
+
     p.add_argument("--scene", default="builtin",
                    help="scene folder or file (Blender, instant-ngp/nerfstudio, LLFF, npz), or 'builtin' (default)")
     p.add_argument("--factor", type=int, default=1, help="downscale the scene's images by this integer factor")
-    p.add_argument("--background", default="white", choices=["white", "black", "random"],
+    p.add_argument("--background", default="white", choices=list(BACKGROUNDS),
                    help="colour composited behind transparent pixels")
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-coarse", type=int, default=None, help="stratified samples per ray (coarse network)")
-    p.add_argument("--n-fine", type=int, default=None, help="importance samples per ray (fine network; 0: none)")
-    p.add_argument("--backend", choices=["taichi", "torch"], default=None,
-                   help="rendering math: Taichi kernels (default) or the pure-torch references")
-    p.add_argument("--mlp-precision", choices=["fp32", "bf16"], default=None,
-                   help="bf16: the MLP's matrix products in bfloat16 (fast on CPUs with AMX); default fp32")
-    p.add_argument("--mlp-backward", choices=["fused", "autograd"], default=None,
-                   help="training gradient of the MLP: hand-written (fused, default) or torch autograd")
+    from nerfprune.field.config import BACKWARDS, PRECISIONS, MLPConfig
+    from nerfprune.renderer import RenderConfig
+    from taichi_kernels.backend import BACKENDS
+
+    _flag(p, RenderConfig, "n_coarse", default=None)
+    _flag(p, RenderConfig, "n_fine", default=None)
+    _flag(p, RenderConfig, "backend", default=None, choices=BACKENDS)
+    p.add_argument("--mlp-precision", dest="precision", default=None, choices=list(PRECISIONS),
+                   help=f"{_choices_help(PRECISIONS)}")
+    p.add_argument("--mlp-backward", dest="backward", default=None, choices=list(BACKWARDS),
+                   help=f"training gradient of the MLP ({_choices_help(BACKWARDS)})")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nerfprune.field.config import PRESET_HELP
+    from nerfprune.pruning.lottery import REWINDS, PruneConfig
+    from nerfprune.pruning.methods import METHODS
+    from nerfprune.training import TrainConfig
+
     parser = _OneLineParser(prog="nerfprune", description="Train NeRFs, prune them the Lottery-Ticket way, render them faster.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     sub.required = True
@@ -59,16 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a NeRF on a scene", description="Train a NeRF (coarse + fine) on a scene's train split.")
     _scene_args(p)
     p.add_argument("--out", default="outputs/train", help="output folder (checkpoint, log.jsonl, config.json); an existing checkpoint there is resumed")
-    p.add_argument("--iterations", type=int, default=2000, help="training iterations in total")
-    p.add_argument("--batch-size", type=int, default=1024, help="rays per iteration")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (decays x0.1 over the run)")
-    p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), nerf (8x256), tiny")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, ray batches and sample jitter")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every N iterations")
-    p.add_argument("--block-points", type=int, default=None,
-                   help="sample points per forward+backward block (default: 2^29 / width^2: 8192 for 8x256, 32768 for 2x128; 0: whole batch at once)")
-    p.add_argument("--block-workers", type=int, choices=[1, 2], default=2,
-                   help="threads running blocks side by side, each with half of torch's threads (1: one block at a time)")
+    for name in ("iterations", "batch_size", "lr", "seed", "checkpoint_every", "block_points"):
+        _flag(p, TrainConfig, name)
+    _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
+    p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     _render_args(p)
     _common(p)
@@ -98,16 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="lottery-ticket pruning of a trained model", description="Lottery-ticket pruning rounds with re-training.")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
     _scene_args(p)
-    p.add_argument("--sparsity", type=float, default=0.95, help="target fraction of the prunable weights removed")
-    p.add_argument("--rounds", type=int, default=1, help="pruning rounds (1: one-shot; more: iterative, same fraction of the remaining each round)")
-    p.add_argument("--method", default="global", choices=["global", "layerwise", "random", "structured"],
-                   help="magnitude ranking over all layers or per layer, a random control, or whole neurons")
-    p.add_argument("--rewind", default="finetune", choices=["finetune", "late", "init"],
-                   help="survivors restart from the pre-trained weights, those at --rewind-iteration, or the initial ones")
-    p.add_argument("--rewind-iteration", type=int, default=100, help="k for --rewind late")
-    p.add_argument("--retrain-iterations", type=int, default=0, help="re-training iterations per round (0: as many as the pre-training)")
-    p.add_argument("--prune-heads", action="store_true", help="also prune the sigma and rgb output heads")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    for name in ("sparsity", "rounds", "rewind_iteration", "retrain_iterations", "seed"):
+        _flag(p, PruneConfig, name)
+    _flag(p, PruneConfig, "method", choices=METHODS)
+    _flag(p, PruneConfig, "rewind", choices=REWINDS)
+    _flag(p, PruneConfig, "prune_heads", action="store_true")
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
@@ -115,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scene_args(p)
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the 5k/10k/20k iterations by this (e.g. 0.05 for a quick look); below 0.05 the resolution drops too")
-    p.add_argument("--preset", default="small", help="network preset: small (2x128, the 2022 study), tiny (tests)")
+    p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     p.add_argument("--views", type=int, default=8, help="train and val views evaluated per cell")
     p.add_argument("--repeats", type=int, default=5, help="timed renders per model (median and spread reported)")
     p.add_argument("--out", default="outputs/study", help="output folder (an interrupted or finished study resumes)")
@@ -173,24 +201,25 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
-    for flag, attr in (("n_coarse", "n_coarse"), ("n_fine", "n_fine"), ("backend", "backend"), ("mlp_precision", "mlp_precision"),
-                       ("mlp_backward", "mlp_backward")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            setattr(cfg, attr, value)
+    """Set the render and MLP flags that were given on `cfg` (a TrainConfig); the others keep its values."""
+    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend")), (cfg.mlp, ("precision", "backward"))):
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                setattr(target, name, value)
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nerfprune import api
-    from nerfprune.field import NerfModelConfig
-    from nerfprune.train import TrainConfig
+    import nerfprune.api as api
+    from nerfprune.field.config import NerfModelConfig
+    from nerfprune.training import TrainConfig
 
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
                       block_workers=args.block_workers,
                       model=NerfModelConfig(preset=args.preset))
-    _apply_render_flags(cfg.render, args)
+    _apply_render_flags(cfg, args)
     cfg.validate()
     scene = _scene(args)
     api.train(scene, cfg, out_dir=args.out, resume=not args.no_resume, progress=sys.stderr.isatty())
@@ -200,16 +229,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _loaded_model(args: argparse.Namespace):
-    from nerfprune.train import load_model
+    from nerfprune.training import load_model
 
     model, cfg, _ = load_model(_model_path(args))
     model.train_config = cfg
-    _apply_render_flags(cfg.render, args)
+    _apply_render_flags(cfg, args)
+    model.mlp = cfg.mlp
     return model, cfg
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from nerfprune import api
+    import nerfprune.api as api
     from nerfprune.scene.paths import orbit_path, spiral_path
 
     model, cfg = _loaded_model(args)
@@ -226,8 +256,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from nerfprune import api
-    from nerfprune.evaluate import EvalConfig
+    import nerfprune.api as api
+    from nerfprune.evaluation import EvalConfig
 
     model, cfg = _loaded_model(args)
     result = api.evaluate(model, _scene(args), EvalConfig(split=args.split, max_views=args.max_views, timing_repeats=args.repeats),
@@ -240,8 +270,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from nerfprune import api
-    from nerfprune.prune.lottery import PruneConfig
+    import nerfprune.api as api
+    from nerfprune.pruning.lottery import PruneConfig
 
     cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
@@ -256,16 +286,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from nerfprune import api
-    from nerfprune.study import StudyConfig
+    from nerfprune.experiments.study import StudyConfig, study
 
     if args.scene != "builtin" and not Path(args.scene).exists():
         raise _usage(args, f"--scene {args.scene}: no such file or folder")
     if not args.scale > 0 or args.factor < 1 or args.views < 1 or args.repeats < 1:
         raise _usage(args, "--scale must be > 0 and --factor, --views, --repeats >= 1")
-    cfg = StudyConfig(factor=args.factor, scale=args.scale, preset=args.preset, train_views=args.views,
+    cfg = StudyConfig(factor=args.factor, scale=args.scale, train_views=args.views,
                       val_views=args.views, timing_repeats=args.repeats, profile_repeats=args.repeats)
-    results = api.study(args.scene, cfg, out_dir=args.out)
+    cfg.train.model.preset = args.preset
+    results = study(args.scene, cfg, out_dir=args.out)
     done = len(results["cells"]) - len(results["ran_this_time"])
     print(f"study on {results['scene']['source']} (iterations {results['grid']}): {len(results['ran_this_time'])} cells run, "
           f"{done} resumed; report {results['report']}, numbers {Path(args.out) / 'results.json'}")
@@ -273,7 +303,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nerfprune.demo import DemoConfig, run_demo
+    from nerfprune.experiments.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(out_dir=args.out)
     if args.iterations is not None:
@@ -293,9 +323,9 @@ COMMANDS = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "prune":
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from nerfprune.errors import CheckpointError, ConfigError, NotBuiltYet, SceneError
-    from nerfprune.train import TrainingInterrupted
+    args = build_parser().parse_args(argv)  # a usage error prints one line and exits with code 2
+    from nerfprune.errors import CheckpointError, ConfigError, SceneError
+    from nerfprune.training import TrainingInterrupted
 
     debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
     try:
@@ -309,9 +339,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except NotBuiltYet as e:
-        print(f"nerfprune {args.command}: {e}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except TrainingInterrupted as e:
         print(f"nerfprune {args.command}: {e}; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -7,9 +7,13 @@ figure can be traced to the exact settings that produced it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import io
 import json
 import os
 import tempfile
+import tokenize
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +49,28 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+@functools.cache
+def field_help(cls: type) -> dict[str, str]:
+    """The comment after each field of dataclass `cls`: {field name: comment}.
+
+    The comments in the config dataclasses are the one description of each
+    setting; the CLI uses them as its --help text, so they cannot drift apart.
+    Fields without a comment are missing from the result.
+    """
+    source = inspect.getsource(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    found: dict[str, str] = {}
+    current: str | None = None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names and current is None:
+            current = tok.string  # a field declaration starts at the class body's indent
+        elif tok.type == tokenize.COMMENT and current is not None:
+            found.setdefault(current, tok.string.lstrip("# ").strip())
+        elif tok.type == tokenize.NEWLINE:
+            current = None
+    return found
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

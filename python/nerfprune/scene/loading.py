@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfprune import _native
+import nerfprune._native as _native
 from nerfprune.errors import SceneError
 from nerfprune.scene.builtin import make_builtin_scene
 from nerfprune.scene.detect import detect_format

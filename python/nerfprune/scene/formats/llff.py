@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfprune import _native
+import nerfprune._native as _native
 from nerfprune.errors import SceneError
 from nerfprune.scene.formats._paths import IMAGE_SUFFIXES
 from nerfprune.scene.frames import Frames

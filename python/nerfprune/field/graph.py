@@ -11,18 +11,17 @@ can be benchmarked side by side.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nerfprune.prune.masks import masked_csr
-from nerfprune.prune.topology import Topology
+from nerfprune.field.mlp import ACTIVATIONS as _ACT
+from nerfprune.field.topology import Topology
 
 MODES = ("dense", "csr", "int8")
 EXACT_MODES = ("dense", "csr")  # modes that compute the masked function exactly (int8 is lossy)
-_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
 
 
 class GraphMLP(nn.Module):
@@ -71,6 +70,8 @@ class GraphMLP(nn.Module):
         self._csr: dict[int, Tensor] = {}
         self._int8: dict[int, nn.Module] = {}
         self.modes: dict[str, str] = {l.name: "dense" for l in topology.layers}
+        # Optional observer called as layer_hook(layer name, seconds) after each layer (the profiler's way in).
+        self.layer_hook: Callable[[str, float], None] | None = None
         self.set_modes(modes or {})
         # Last layer that reads each value, so intermediate activations are freed early.
         self._last_use = {}
@@ -88,6 +89,8 @@ class GraphMLP(nn.Module):
                 raise KeyError(f"GraphMLP: no layer {name!r}; layers: {list(self.modes)}")
             self.modes[name] = mode
             if mode == "csr" and index not in self._csr:
+                from nerfprune.pruning.masks import masked_csr
+
                 w = getattr(self, f"weight_{index}")
                 self._csr[index] = masked_csr(w, w != 0).to(w.device)
             if mode == "int8" and index not in self._int8:
@@ -120,7 +123,13 @@ class GraphMLP(nn.Module):
         outputs = set(self.topology.outputs)
         for i, layer in enumerate(self.topology.layers):
             parts = [values[s] for s, _ in layer.inputs]
-            values[layer.name] = self._layer(i, parts[0] if len(parts) == 1 else torch.cat(parts, -1))
+            x = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+            if self.layer_hook is None:
+                values[layer.name] = self._layer(i, x)
+            else:
+                start = time.perf_counter()
+                values[layer.name] = self._layer(i, x)
+                self.layer_hook(layer.name, time.perf_counter() - start)
             for s, _ in layer.inputs:
                 if self._last_use[s] == i and s not in outputs:
                     del values[s]

@@ -1,7 +1,7 @@
 """Slow, obviously-correct torch versions of every Taichi kernel (tests compare against them).
 
 Each function has the same signature and conventions as its twin in `taichi_kernels/`
-(see `docs/kernels.md`); the Taichi version must give the same numbers. Nothing here is
+(see `docs/kernels.md`; `taichi_kernels.backend` puts both sets behind one `RenderMath` interface); the Taichi version must give the same numbers. Nothing here is
 tuned: it is written to be read next to the formulas, one step per line, with plain
 torch autograd providing the gradients the hand-written Taichi backward is checked against.
 
@@ -17,8 +17,31 @@ from __future__ import annotations
 
 import torch
 
-UNDISTORT_ITERATIONS = 10  # Newton steps used to invert the OpenCV distortion model
-PDF_EPS = 1e-5  # added to every coarse weight before building the pdf (original NeRF)
+from taichi_kernels.constants import PDF_EPS, UNDISTORT_ITERATIONS
+
+__all__ = [
+    "PDF_EPS", "UNDISTORT_ITERATIONS", "composite", "distort", "generate_rays", "importance",
+    "pdf_uniforms", "positional_encoding", "sample_pdf", "stratified", "undistort", "view_rays",
+]
+
+
+# ------------------------------------------------------------------ encoding
+
+
+def positional_encoding(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
+    """Positional encoding of the original NeRF (Mildenhall et al. 2020, eq. 4): x [N, D] -> [N, D (1 + 2L)].
+
+    gamma(p) = (p, sin(2^0 p), cos(2^0 p), ..., sin(2^(L-1) p), cos(2^(L-1) p)), the input
+    included first. Like the original code, frequencies are 2^k without the factor pi
+    (`torch.sin(2**k * x)`), which works for scenes scaled to a few units. Feature order:
+    [x, y, z, sin(f0 x), sin(f0 y), sin(f0 z), cos(f0 x), ...].
+    """
+    if n_frequencies == 0:
+        return x
+    freqs = 2.0 ** torch.arange(n_frequencies, dtype=x.dtype, device=x.device)  # [L]
+    scaled = x[:, None, :] * freqs[None, :, None]  # [N, L, D]
+    parts = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=2)  # [N, L, 2, D]
+    return torch.cat([x, parts.reshape(x.shape[0], 2 * n_frequencies * x.shape[1])], dim=-1)
 
 
 # --------------------------------------------------------------------------- rays

@@ -14,23 +14,21 @@
   (`torch.ao.quantization.quantize_dynamic`; unavailable -> variant skipped).
 
 Every variant is a `NerfModel` whose networks map (pos_enc, dir_enc) to
-(sigma_raw, rgb), so the renderer is the same for all of them.
+(sigma_raw, rgb), so the renderer is the same for all of them. `VARIANTS` is the
+registry (name -> help and builder) the study, the demo and the benchmarks use.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
-from nerfprune.field import NerfModel
-from nerfprune.prune.compact import compact
-from nerfprune.prune.graph import GraphMLP, tune_modes
 
-VARIANTS = ("masked", "baked", "compacted", "sparse", "int8")
-
-
-def _nets(model: NerfModel) -> list[str]:
-    return ["coarse"] + (["fine"] if model.fine is not None else [])
+from nerfprune.field.graph import GraphMLP, tune_modes
+from nerfprune.field.mlp import NerfModel
+from nerfprune.pruning.compact import compact
 
 
 def masked_variant(model: NerfModel, masks: dict[str, torch.Tensor]) -> NerfModel:
@@ -60,7 +58,7 @@ def compacted_variant(model: NerfModel, masks: dict[str, torch.Tensor], tune: bo
     topo = model.topology()
     state = model.state_dict()
     out = copy.deepcopy(model)
-    for net in _nets(model):
+    for net in model.networks():
         result = compact(topo, state, masks, net=net)
         graph = GraphMLP(result.topology, result.state, input_index=result.input_index)
         if tune:
@@ -72,16 +70,28 @@ def compacted_variant(model: NerfModel, masks: dict[str, torch.Tensor], tune: bo
     return out.eval()
 
 
+@dataclass(frozen=True)
+class InferenceVariant:
+    """One way to run a pruned model."""
+
+    name: str  # registry name
+    help: str  # one line for tables and docs
+    build: Callable[[NerfModel, dict[str, torch.Tensor]], NerfModel]  # build(model, masks) -> model to render
+
+
+VARIANTS: dict[str, InferenceVariant] = {v.name: v for v in (
+    InferenceVariant("masked", "mask multiplied on every forward (torch.nn.utils.prune, the 2022 way)", masked_variant),
+    InferenceVariant("baked", "masks multiplied into the weights once; dense products", baked_variant),
+    InferenceVariant("compacted", "dead neurons removed, constants folded: smaller dense products", compacted_variant),
+    InferenceVariant("sparse", "compacted, then per layer the faster of dense and CSR (measured)",
+                     lambda model, masks: compacted_variant(model, masks, tune=True)),
+    InferenceVariant("int8", "compacted, then dynamic int8 quantisation of every layer",
+                     lambda model, masks: compacted_variant(model, masks, int8=True)),
+)}
+
+
 def build_variant(model: NerfModel, masks: dict[str, torch.Tensor], variant: str) -> NerfModel:
-    """One of VARIANTS of a pruned `model` with `masks`."""
-    if variant == "masked":
-        return masked_variant(model, masks)
-    if variant == "baked":
-        return baked_variant(model, masks)
-    if variant == "compacted":
-        return compacted_variant(model, masks)
-    if variant == "sparse":
-        return compacted_variant(model, masks, tune=True)
-    if variant == "int8":
-        return compacted_variant(model, masks, int8=True)
-    raise ValueError(f"unknown inference variant '{variant}': choose one of {', '.join(VARIANTS)}")
+    """Variant `variant` (a key of VARIANTS) of a pruned `model` with `masks`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown inference variant '{variant}': choose one of {', '.join(VARIANTS)}")
+    return VARIANTS[variant].build(model, masks)

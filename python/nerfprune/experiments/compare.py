@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.field import NerfModel
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.field.mlp import NerfModel
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Scene
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nerfprune.backprop import loss_and_backward, rays_per_block
+from nerfprune.loss import loss_and_backward, rays_per_block
 from nerfprune.field import NerfModel, PRESETS
 from nerfprune.renderer import RenderConfig
 
@@ -58,9 +58,9 @@ def test_rays_per_block():
 
 
 def test_default_block_size_follows_the_width():
-    from nerfprune.backprop import auto_block_points
+    from nerfprune.loss import auto_block_points
     from nerfprune.field import NerfModelConfig
-    from nerfprune.train import TrainConfig
+    from nerfprune.training import TrainConfig
 
     assert auto_block_points(256) == 8192 and auto_block_points(128) == 32768
     assert TrainConfig(model=NerfModelConfig(preset="nerf")).points_per_block() == 8192
@@ -69,12 +69,14 @@ def test_default_block_size_follows_the_width():
     assert TrainConfig(block_points=0).points_per_block() == 0  # explicit values win, 0 included
 
 
-@pytest.mark.parametrize("backend, mlp_backward", [("taichi", "fused"), ("torch", "autograd")])
+@pytest.mark.parametrize("backend, mlp_backward", [("taichi", "handwritten"), ("torch", "autograd")])
 def test_two_block_workers_give_the_one_worker_gradient(backend, mlp_backward):
+    from nerfprune.field import MLPConfig
+
     torch.manual_seed(0)
-    model = NerfModel(PRESETS["tiny"])
+    model = NerfModel(PRESETS["tiny"], mlp=MLPConfig(backward=mlp_backward))
     origins, dirs, target, background = rays(50)
-    cfg = RenderConfig(n_coarse=8, n_fine=8, backend=backend, mlp_backward=mlp_backward)
+    cfg = RenderConfig(n_coarse=8, n_fine=8, backend=backend)
     results, threads = {}, torch.get_num_threads()
     for workers in (1, 2, 2):
         model.zero_grad(set_to_none=True)
@@ -96,7 +98,7 @@ def test_two_block_workers_give_the_one_worker_gradient(backend, mlp_backward):
 
 
 def test_block_jitter_depends_on_the_generator():
-    from nerfprune.backprop import block_generators
+    from nerfprune.loss import block_generators
 
     a = [g.initial_seed() for g in block_generators(torch.Generator().manual_seed(1), 4)]
     b = [g.initial_seed() for g in block_generators(torch.Generator().manual_seed(1), 4)]
@@ -107,14 +109,14 @@ def test_block_jitter_depends_on_the_generator():
 
 def test_block_workers_must_be_one_or_two():
     from nerfprune.errors import ConfigError
-    from nerfprune.train import TrainConfig
+    from nerfprune.training import TrainConfig
 
     with pytest.raises(ConfigError, match="block_workers must be 1 or 2, got 3"):
         TrainConfig(block_workers=3).validate()
 
 
 def test_an_error_in_one_block_worker_stops_the_other_and_is_raised(monkeypatch):
-    import nerfprune.backprop as backprop
+    import nerfprune.loss as backprop
 
     torch.manual_seed(0)
     model = NerfModel(PRESETS["tiny"])

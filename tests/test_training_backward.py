@@ -1,14 +1,14 @@
-"""The hand-written MLP backward (`nerfprune.fused_mlp`) against autograd through `NerfMLP.forward`."""
+"""The hand-written MLP backward (`nerfprune.field.training_backward`) against autograd through `NerfMLP.forward`."""
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfprune.backprop import loss_and_backward
+from nerfprune.loss import loss_and_backward
 from nerfprune.errors import ConfigError
-from nerfprune.field import FieldConfig, NerfMLP, NerfModel, PRESETS
-from nerfprune.fused_mlp import fused_forward
+from nerfprune.field import PRESETS, FieldConfig, MLPConfig, NerfMLP, NerfModel
+from nerfprune.field.training_backward import forward_rays
 from nerfprune.renderer import RenderConfig
 
 
@@ -34,7 +34,7 @@ def test_values_and_gradients_match_autograd(depth, width, skip_seed, rays, samp
 
     ref_sigma, ref_rgb = net(pos, dirs.repeat_interleave(samples, 0))  # one direction encoding per sample
     ref_grads = torch.autograd.grad(_loss(ref_sigma, ref_rgb, weights), wanted)
-    sigma, rgb = fused_forward(net, pos, dirs, samples)
+    sigma, rgb = forward_rays(net, pos, dirs, samples)
     grads = torch.autograd.grad(_loss(sigma, rgb, weights), wanted)
 
     torch.testing.assert_close(sigma, ref_sigma, rtol=1e-12, atol=1e-12)
@@ -49,7 +49,7 @@ def test_gradcheck_of_the_inputs():
     net = NerfMLP(cfg).double()
     pos = torch.randn(6, cfg.pos_features, dtype=torch.float64, requires_grad=True)
     dirs = torch.randn(2, cfg.dir_features, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda p, d: fused_forward(net, p, d, 3), (pos, dirs))
+    assert torch.autograd.gradcheck(lambda p, d: forward_rays(net, p, d, 3), (pos, dirs))
 
 
 def test_only_the_rgb_or_only_the_density_may_be_used():
@@ -57,7 +57,7 @@ def test_only_the_rgb_or_only_the_density_may_be_used():
     net = NerfMLP(PRESETS["tiny"])
     pos, dirs = torch.randn(12, PRESETS["tiny"].pos_features), torch.randn(3, PRESETS["tiny"].dir_features)
     for pick in (0, 1):
-        out = fused_forward(net, pos, dirs, 4)[pick]
+        out = forward_rays(net, pos, dirs, 4)[pick]
         grads = torch.autograd.grad(out.sum(), list(net.parameters()), allow_unused=True)
         ref = torch.autograd.grad(net(pos, dirs.repeat_interleave(4, 0))[pick].sum(), list(net.parameters()), allow_unused=True)
         for g, r in zip(grads, ref):
@@ -67,17 +67,17 @@ def test_only_the_rgb_or_only_the_density_may_be_used():
 def test_points_must_be_whole_rays():
     net = NerfMLP(PRESETS["tiny"])
     with pytest.raises(ValueError, match="10 points is not 3 rays x 4 samples"):
-        fused_forward(net, torch.zeros(10, PRESETS["tiny"].pos_features), torch.zeros(3, PRESETS["tiny"].dir_features), 4)
+        forward_rays(net, torch.zeros(10, PRESETS["tiny"].pos_features), torch.zeros(3, PRESETS["tiny"].dir_features), 4)
 
 
 @pytest.mark.parametrize("block_points", [0, 7 * 16])
 def test_training_gradient_is_the_autograd_one(block_points, monkeypatch):
-    """The whole loss (both networks, compositing, blocks): fused and autograd MLP backward agree."""
-    import nerfprune.fused_mlp as fused_module
+    """The whole loss (both networks, compositing, blocks): hand-written and autograd MLP backward agree."""
+    import nerfprune.field.training_backward as backward_module
 
     calls = []
-    real = fused_module.fused_forward
-    monkeypatch.setattr(fused_module, "fused_forward", lambda *a: calls.append(1) or real(*a))
+    real = backward_module.forward_rays
+    monkeypatch.setattr(backward_module, "forward_rays", lambda *a: calls.append(1) or real(*a))
     g = torch.Generator().manual_seed(3)
     origins = torch.randn(40, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 4.0])
     dirs = torch.randn(40, 3, generator=g) * 0.2 + torch.tensor([0.0, 0.0, -1.0])
@@ -85,19 +85,20 @@ def test_training_gradient_is_the_autograd_one(block_points, monkeypatch):
     torch.manual_seed(0)
     model = NerfModel(PRESETS["tiny"])
     grads = {}
-    for mode in ("fused", "autograd"):
+    for mode in ("handwritten", "autograd"):
         calls.clear()
-        cfg = RenderConfig(n_coarse=8, n_fine=8, mlp_backward=mode, early_stop_eps=0.0)
+        cfg = RenderConfig(n_coarse=8, n_fine=8, early_stop_eps=0.0)
+        model.mlp = MLPConfig(backward=mode)
         model.zero_grad(set_to_none=True)
         result = loss_and_backward(model, origins, dirs, target, background, 2.0, 6.0, cfg, block_points, training=False)
         grads[mode] = (result.loss, {n: p.grad.clone() for n, p in model.named_parameters()})
-        assert (len(calls) > 0) == (mode == "fused")  # the fused path really ran, and only when asked
-    assert grads["fused"][0] == pytest.approx(grads["autograd"][0], rel=1e-6)
+        assert (len(calls) > 0) == (mode == "handwritten")  # the hand-written path really ran, and only when asked
+    assert grads["handwritten"][0] == pytest.approx(grads["autograd"][0], rel=1e-6)
     for name, ref in grads["autograd"][1].items():
         assert ref.abs().max() > 0, name
-        torch.testing.assert_close(grads["fused"][1][name], ref, rtol=1e-4, atol=1e-7, msg=name)
+        torch.testing.assert_close(grads["handwritten"][1][name], ref, rtol=1e-4, atol=1e-7, msg=name)
 
 
 def test_unknown_mlp_backward_is_refused():
-    with pytest.raises(ConfigError, match="unknown MLP backward 'magic'.*fused, autograd"):
-        RenderConfig(mlp_backward="magic").validate()
+    with pytest.raises(ConfigError, match="unknown MLP backward 'magic'.*handwritten, autograd"):
+        MLPConfig(backward="magic").validate()

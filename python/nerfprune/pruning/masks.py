@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfprune import _native
+import nerfprune._native as _native
 
 MASK_FORMAT_VERSION: int = _native.MASK_FORMAT_VERSION
 

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from nerfprune.field import NerfModel
+from nerfprune.field.mlp import NerfModel
 
 
 def _readers(topology) -> dict[str, list[tuple[str, int, int]]]:

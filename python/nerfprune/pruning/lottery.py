@@ -26,20 +26,20 @@ import torch
 
 from nerfprune.config import atomic_write_json, save_config, to_dict
 from nerfprune.errors import ConfigError
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.field import NerfModel
-from nerfprune.prune.masks import (
-    global_magnitude_masks, layerwise_magnitude_masks, load_masks, mask_overlap, mask_stats, random_masks, save_masks,
-)
-from nerfprune.prune.structured import structured_masks
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.field.mlp import NerfModel
+from nerfprune.pruning.masks import load_masks, mask_overlap, mask_stats, save_masks
+from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
-from nerfprune.train import TrainConfig, Trainer, build_model, load_model
+from nerfprune.training import TrainConfig, Trainer, build_model, load_model
 
 log = logging.getLogger(__name__)
 
-METHODS = ("global", "layerwise", "random", "structured")
-REWINDS = ("finetune", "late", "init")
-HIDDEN_LAYERS_EXCLUDED = ("sigma", "rgb")  # the output heads
+REWINDS = {
+    "finetune": "the pre-trained weights (what the 2022 study did)",
+    "late": "the weights at --rewind-iteration of pre-training (late rewinding)",
+    "init": "the initial weights (the original lottery-ticket hypothesis)",
+}
 
 
 @dataclass
@@ -48,7 +48,7 @@ class PruneConfig:
 
     sparsity: float = 0.95  # target fraction of the prunable weights removed after the last round
     rounds: int = 1  # 1: one-shot; n > 1: each round removes p = 1 - (1 - sparsity)^(1/n) of the remaining weights
-    method: str = "global"  # "global" | "layerwise" magnitude, "random" (control), "structured" (whole neurons)
+    method: str = "global"  # how weights are chosen: "global" | "layerwise" magnitude, "random" (control), "structured" (whole neurons)
     rewind: str = "finetune"  # survivors restart from: "finetune" (pre-trained), "late" (iteration k), "init"
     rewind_iteration: int = 100  # k for late rewinding
     retrain_iterations: int = 0  # re-training iterations per round (0: as many as the pre-training had)
@@ -74,13 +74,17 @@ class PruneConfig:
 
 
 def prunable_weights(model: NerfModel, prune_heads: bool = False) -> dict[str, torch.Tensor]:
-    """Linear weights subject to pruning, by parameter name (biases are never pruned)."""
+    """Linear weights subject to pruning, by parameter name (biases are never pruned).
+
+    The output heads (the topology's outputs: density and colour) are left out unless `prune_heads`.
+    """
+    heads = set(model.topology().outputs)
     out = {}
     for name, param in model.named_parameters():
         if not name.endswith(".weight"):
             continue
         layer = name.split(".", 1)[1].rsplit(".", 1)[0]
-        if layer in HIDDEN_LAYERS_EXCLUDED and not prune_heads:
+        if layer in heads and not prune_heads:
             continue
         out[name] = param.detach()
     return out
@@ -89,14 +93,7 @@ def prunable_weights(model: NerfModel, prune_heads: bool = False) -> dict[str, t
 def next_masks(model: NerfModel, current: dict[str, torch.Tensor] | None, cfg: PruneConfig, round_index: int) -> dict[str, torch.Tensor]:
     """The masks of the next round, pruning `cfg.fraction_per_round` of the live weights."""
     weights = prunable_weights(model, cfg.prune_heads)
-    p = cfg.fraction_per_round
-    if cfg.method == "global":
-        return global_magnitude_masks(weights, current, p)
-    if cfg.method == "layerwise":
-        return layerwise_magnitude_masks(weights, current, p)
-    if cfg.method == "random":
-        return random_masks(weights, current, p, seed=cfg.seed + round_index, per_layer=True)
-    return structured_masks(model, weights, current, p)
+    return METHODS[cfg.method].select(model, weights, current, cfg.fraction_per_round, cfg, round_index)
 
 
 def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: PruneConfig, out_dir: Path, pretrained: dict) -> dict:

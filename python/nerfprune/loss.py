@@ -1,4 +1,4 @@
-"""The loss of one ray batch and its gradient, computed a block of rays at a time.
+"""The training loss (MSE of the coarse and fine passes) of one ray batch and its gradient, a block of rays at a time.
 
 Why: the original NeRF code runs the forward pass of the whole batch, then one
 backward pass. At 1024 rays x 128 samples the activations of one 256-unit layer
@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from nerfprune.field import NerfModel
+from nerfprune.field.mlp import NerfModel
 from nerfprune.renderer import RenderConfig, render_rays
+from taichi_kernels.backend import RenderMath
 
 
 @dataclass
@@ -68,7 +69,7 @@ def block_generators(generator: torch.Generator | None, n_blocks: int) -> list[t
 def loss_and_backward(
     model: NerfModel, origins: torch.Tensor, dirs: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
     near: float, far: float, cfg: RenderConfig, block_points: int, training: bool = True,
-    generator: torch.Generator | None = None, workers: int = 1,
+    generator: torch.Generator | None = None, workers: int = 1, math: RenderMath | None = None,
 ) -> BatchLoss:
     """Accumulate d(loss)/d(weights) of a batch into the parameters' `.grad`.
 
@@ -89,12 +90,13 @@ def loss_and_backward(
     per_block = rays_per_block(block_points, samples, b)
     spans = [(start, min(start + per_block, b)) for start in range(0, b, per_block)]
     gens = block_generators(generator, len(spans))
+    math = math or cfg.math()
 
     def block_loss(k: int) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = spans[k]
         bg = background[start:end] if background.dim() == 2 else background
         out = render_rays(model, origins[start:end], dirs[start:end], bg, near, far, cfg,
-                          training=training, generator=gens[k])
+                          training=training, generator=gens[k], math=math)
         sse_fine = torch.sum((out["rgb"] - target[start:end]) ** 2)  # summed over rays and channels
         sse = sse_fine + torch.sum((out["rgb_coarse"] - target[start:end]) ** 2) if has_fine else sse_fine
         return sse, sse_fine

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfprune import _native
+from nerfprune._native import fingerprint
 from nerfprune.checkpoint import Checkpoint, flatten_adam_state, load_checkpoint, restore_adam_state, save_checkpoint
 from nerfprune.config import from_dict, save_config, to_dict
 from nerfprune.errors import CheckpointError, ConfigError
-from nerfprune.field import NerfModel, NerfModelConfig
-from nerfprune.backprop import auto_block_points, loss_and_backward
-from nerfprune.renderer import RenderConfig, math_backend
+from nerfprune.field.config import MLPConfig, NerfModelConfig
+from nerfprune.field.mlp import NerfModel
+from nerfprune.loss import auto_block_points, loss_and_backward
+from nerfprune.renderer import RenderConfig
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.types import Scene
 
@@ -50,6 +51,7 @@ class TrainConfig:
     block_points: int | None = None  # sample points per forward+backward block (None: 2^29 / width^2, i.e. 8192 for 8x256 and 32768 for 2x128; 0: whole batch at once, as the original NeRF code)
     block_workers: int = 2  # threads running blocks side by side, each with half of torch's threads (1: one block at a time)
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
+    mlp: MLPConfig = field(default_factory=MLPConfig)  # how the MLP runs: precision, training backward
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
 
     def validate(self) -> None:
@@ -64,6 +66,7 @@ class TrainConfig:
         if self.block_points is not None and self.block_points < 0:
             raise ConfigError(f"block_points must be >= 0 (0: whole batch), got {self.block_points}")
         self.model.field_config()
+        self.mlp.validate()
         self.render.validate()
 
     def points_per_block(self) -> int:
@@ -85,12 +88,31 @@ class TrainingInterrupted(KeyboardInterrupt):
 def scene_fingerprint(scene: Scene) -> str:
     """Hex fingerprint of the scene's images (computed in Rust)."""
     data = np.ascontiguousarray(scene.images).reshape(-1).view(np.uint8)
-    return f"{_native.fingerprint(data):016x}"
+    return f"{fingerprint(data):016x}"
 
 
 def build_model(cfg: TrainConfig) -> NerfModel:
     torch.manual_seed(cfg.seed)
-    return NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0)
+    return NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0, mlp=cfg.mlp)
+
+
+def upgrade_config(data: dict) -> dict:
+    """A saved TrainConfig dict in today's layout.
+
+    Checkpoints written before `MLPConfig` existed kept the MLP's precision and
+    backward in the render config (`render.mlp_precision`, `render.mlp_backward`
+    = "fused"); they move to `mlp` here, so old checkpoints still load.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("render"), dict):
+        return data
+    render = dict(data["render"])
+    moved = {"precision": render.pop("mlp_precision", None), "backward": render.pop("mlp_backward", None)}
+    moved = {k: v for k, v in moved.items() if v is not None}
+    if not moved:
+        return data
+    if moved.get("backward") == "fused":
+        moved["backward"] = "handwritten"
+    return {**data, "render": render, "mlp": {**moved, **(data.get("mlp") or {})}}
 
 
 def camera_tensors(scene: Scene) -> dict[str, torch.Tensor | None]:
@@ -134,6 +156,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
         self.iteration = 0
         self.fingerprint = scene_fingerprint(scene)
+        self.math = cfg.render.math()  # the rendering-math backend every step runs on
         self._apply_masks()
 
     # -- bookkeeping -------------------------------------------------------
@@ -162,7 +185,7 @@ class Trainer:
         ckpt = load_checkpoint(self.checkpoint_path)
         if ckpt.scene_fingerprint != self.fingerprint:
             raise CheckpointError(f"{self.checkpoint_path}: was trained on different scene images; use another --out")
-        saved = from_dict(TrainConfig, ckpt.config, f"{self.checkpoint_path}: config")
+        saved = from_dict(TrainConfig, upgrade_config(ckpt.config), f"{self.checkpoint_path}: config")
         mine = to_dict(self.cfg)
         theirs = to_dict(saved)
         mine.pop("iterations"), theirs.pop("iterations")
@@ -181,18 +204,18 @@ class Trainer:
         return self.cfg.lr * self.cfg.lr_decay ** (step / steps)
 
     # -- the loop ----------------------------------------------------------
-    def step(self, batcher: RayBatcher, cams: dict, math_ns) -> tuple[float, float]:
+    def step(self, batcher: RayBatcher, cams: dict) -> tuple[float, float]:
         """One optimisation step at `self.iteration`; returns (loss, PSNR of the fine pass)."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
         batch = batcher.batch(self.iteration).to_torch()
-        origins, dirs = math_ns.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
+        origins, dirs = self.math.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
                                    self.scene.cameras.far, cfg.render, cfg.points_per_block(), training=True, generator=gen,
-                                   workers=cfg.block_workers)
+                                   workers=cfg.block_workers, math=self.math)
         if self.masks:
             for name, param in self.model.named_parameters():
                 if name in self.masks and param.grad is not None:
@@ -213,7 +236,6 @@ class Trainer:
         batcher = RayBatcher(self.scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed,
                              precrop_iters=cfg.precrop_iters, precrop_frac=cfg.precrop_frac)
         cams = camera_tensors(self.scene)
-        math_ns = math_backend(cfg.render.backend)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -224,7 +246,7 @@ class Trainer:
         try:
             with open(log_path, "a") as log_file:
                 while self.iteration < stop:
-                    loss, psnr = self.step(batcher, cams, math_ns)
+                    loss, psnr = self.step(batcher, cams)
                     if self.iteration in self.snapshots:
                         self._save_snapshot()
                     if bar is not None:
@@ -261,7 +283,7 @@ def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt.config, f"{path}: config")
+    cfg = from_dict(TrainConfig, upgrade_config(ckpt.config), f"{path}: config")
     model = build_model(cfg)
     try:
         model.load_state_dict(ckpt.model)

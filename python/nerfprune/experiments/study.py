@@ -29,7 +29,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +37,12 @@ import torch
 
 from nerfprune.config import atomic_write_json, save_config, to_dict
 from nerfprune.errors import ConfigError
-from nerfprune.evaluate import EvalConfig, evaluate_views
-from nerfprune.field import NerfModelConfig
+from nerfprune.evaluation import EvalConfig, evaluate_views
+from nerfprune.field.config import NerfModelConfig
 from nerfprune.metrics import psnr, time_repeated
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Scene
-from nerfprune.train import TrainConfig, Trainer, load_model
+from nerfprune.training import TrainConfig, Trainer, load_model
 
 log = logging.getLogger(__name__)
 NERF_LR_DECAY_STEPS = 250_000  # the original NeRF's schedule: lr x0.1 over 250k steps
@@ -59,12 +59,10 @@ class StudyConfig:
     sparsity: float = 0.95  # fraction of prunable weights removed (the study's 95 %)
     methods: tuple[str, ...] = ("global", "structured")  # pruning methods: "global" is the study's, "structured" ours
     sweep: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98)  # sparsities tried at the smallest grid point (global)
-    preset: str = "small"  # network preset: "small" = 2x128 (the study's), "tiny" for tests
-    n_coarse: int = 64  # stratified samples per ray
-    n_fine: int = 64  # importance samples per ray
-    batch_size: int = 1024  # rays per training step
-    lr: float = 5e-4  # Adam learning rate at step 0
-    seed: int = 0  # seeds weights, ray batches and sample jitter of every run
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr_decay_steps=NERF_LR_DECAY_STEPS, val_views=0, model=NerfModelConfig(preset="small"),
+        render=RenderConfig(n_coarse=64, n_fine=64),
+    ))  # every run's training settings (network, samples, batch, lr, seed); iterations and checkpoints follow the grid
     train_views: int = 8  # train views evaluated per cell (the study used all; 8 keeps 2 CPU cores busy for minutes, not hours)
     val_views: int = 8  # validation views evaluated per cell
     timing_repeats: int = 5  # timed renders of one val view per model (median and spread reported)
@@ -73,8 +71,8 @@ class StudyConfig:
     image_views: int = 3  # val views shown as rendered | ground truth | error in the report
 
     def validate(self) -> None:
-        from nerfprune.prune.inference import VARIANTS
-        from nerfprune.prune.lottery import METHODS
+        from nerfprune.pruning.methods import METHODS
+        from nerfprune.pruning.variants import VARIANTS
 
         if not self.scale > 0:
             raise ConfigError(f"scale must be > 0, got {self.scale}")
@@ -86,9 +84,10 @@ class StudyConfig:
             raise ConfigError("factor, train_views, val_views, timing_repeats and profile_repeats must be >= 1")
         unknown = [v for v in self.variants if v not in VARIANTS] + [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ConfigError(f"unknown variant/method {unknown}: variants {VARIANTS}, methods {METHODS}")
+            raise ConfigError(f"unknown variant/method {unknown}: variants {list(VARIANTS)}, methods {list(METHODS)}")
         if "global" not in self.methods:
             raise ConfigError("methods must include 'global' (the study's method)")
+        self.train.validate()
 
     @property
     def resolution_divisor(self) -> int:
@@ -101,11 +100,8 @@ class StudyConfig:
         return tuple(sorted({max(1, round(k * self.scale)) for k in self.iterations}))
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            iterations=max(self.grid), batch_size=self.batch_size, lr=self.lr, lr_decay_steps=NERF_LR_DECAY_STEPS,
-            seed=self.seed, val_views=0, checkpoint_every=max(1, min(500, max(self.grid) // 4)),
-            model=NerfModelConfig(preset=self.preset), render=RenderConfig(n_coarse=self.n_coarse, n_fine=self.n_fine),
-        )
+        """`train` with the grid's length and a checkpoint at least every quarter of it."""
+        return replace(self.train, iterations=max(self.grid), checkpoint_every=max(1, min(500, max(self.grid) // 4)))
 
 
 def load_study_scene(cfg: StudyConfig) -> Scene:
@@ -190,7 +186,7 @@ class Study:
         return {"view": v, "psnr": psnr(first["rgb"], self.scene.images_float([v])[0]), **timing.as_dict()}
 
     def time_variants(self, checkpoint: Path) -> dict:
-        from nerfprune.prune.inference import build_variant
+        from nerfprune.pruning.variants import build_variant
 
         model, _, ckpt = load_model(checkpoint)
         timings = {}
@@ -218,22 +214,22 @@ class Study:
             if ckpt.iteration != k:
                 raise ConfigError(f"{target}: checkpoint is at iteration {ckpt.iteration}, expected {k}; delete it")
             return {"kind": "dense", "method": None, "iterations": k, "sparsity": 0.0, "checkpoint": str(target),
-                    "seed": self.cfg.seed, **self.evaluate(model, images=k == max(self.cfg.grid)),
+                    "seed": self.cfg.train.seed, **self.evaluate(model, images=k == max(self.cfg.grid)),
                     "timing": {"dense": self.time_model(model)}}
         return self._with_images(f"dense-{k}", compute)
 
     def pruned_cell(self, name: str, k: int, method: str, sparsity: float, variants: bool = True) -> dict:
-        from nerfprune.prune.lottery import PruneConfig, run_pruning
+        from nerfprune.pruning.lottery import PruneConfig, run_pruning
 
         def compute() -> dict:
-            pcfg = PruneConfig(sparsity=sparsity, method=method, retrain_iterations=k, eval_views=0, seed=self.cfg.seed)
+            pcfg = PruneConfig(sparsity=sparsity, method=method, retrain_iterations=k, eval_views=0, seed=self.cfg.train.seed)
             summary = run_pruning(self.out / f"dense-{k}", self.scene, pcfg, self.out / name)
             final = Path(summary["final"])
             model, _, _ = load_model(final)
             quality = self.evaluate(model, images=variants and method == "global" and k == max(self.cfg.grid))
             return {"kind": "pruned", "method": method, "iterations": k, "retrain_iterations": k,
                     "sparsity": summary["rounds"][-1]["sparsity"], "target_sparsity": sparsity, "checkpoint": str(final),
-                    "seed": self.cfg.seed, "prune_config": to_dict(pcfg), **quality,
+                    "seed": self.cfg.train.seed, "prune_config": to_dict(pcfg), **quality,
                     "timing": self.time_variants(final)}
         return self._with_images(name, compute)
 
@@ -251,8 +247,8 @@ class Study:
         return result
 
     def profile_cell(self, dense_ckpt: str, pruned: dict[str, str]) -> dict:
-        from nerfprune.profile import profile_render
-        from nerfprune.prune.inference import build_variant
+        from nerfprune.experiments.profile import profile_render
+        from nerfprune.pruning.variants import build_variant
 
         def compute() -> dict:
             dense, _, _ = load_model(dense_ckpt)
@@ -303,9 +299,21 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, scene: Scene | None = None)
 
     Returns the results dict written to `out_dir/results.json` (plus "report": the report's path).
     """
-    from nerfprune.report import write_report
+    from nerfprune.experiments.report import write_report
 
     results = Study(cfg, out_dir, scene).run()
     results["report"] = str(write_report(results, out_dir))
     atomic_write_json(Path(out_dir) / "results.json", results)
     return results
+
+
+def study(scene: str | Path = "builtin", config: StudyConfig | None = None, *, out_dir: str | Path = "outputs/study") -> dict:
+    """Reproduce (or resume) the 2022 study's grid on `scene`; writes `out_dir/report.md`.
+
+    `config` is a `StudyConfig` (default: the study's settings, 2x128, 5k/10k/20k
+    dense, 95 % + equal fine-tuning); `scene` overrides its `scene` field. Finished
+    cells in `out_dir` are skipped. Returns the dict written to `out_dir/results.json`
+    ("report" holds the report's path). Public as `nerfprune.study`.
+    """
+    cfg = replace(config or StudyConfig(), scene=str(scene))
+    return run_study(cfg, out_dir)

@@ -1,5 +1,7 @@
 """The NeRF MLP's training pass with a hand-written backward: `NerfMLP.forward` is its reference.
 
+(Not a fused kernel: plain torch products, with the gradient written out by hand.)
+
 Why: on a CPU, autograd's version of the small (2 x 128) network spends about a
 third of its time outside the matrix products, and some of its products are
 wasted work. This version computes the same function and the same gradients
@@ -23,14 +25,14 @@ from __future__ import annotations
 
 import torch
 
-from nerfprune.field import NerfMLP
+from nerfprune.field.mlp import NerfMLP
 
 
 def _layer_params(net: NerfMLP) -> list[torch.Tensor]:
-    """Weights and biases in the order `_FusedNerfMLP` takes them."""
+    """Weight and bias of every layer, in the topology's layer order (how `_HandwrittenNerfMLP` takes them)."""
     params: list[torch.Tensor] = []
-    for layer in [*net.pts, net.sigma, net.feature, net.views[0], net.rgb]:
-        params += [layer.weight, layer.bias]
+    for name in net.topology.names:
+        params += [net.layer(name).weight, net.layer(name).bias]
     return params
 
 
@@ -44,18 +46,22 @@ def _split_input(weight: torch.Tensor, n_first: int) -> tuple[torch.Tensor, torc
     return weight[:, :n_first], weight[:, n_first:]
 
 
-class _FusedNerfMLP(torch.autograd.Function):
+def _by_name(names: tuple[str, ...], params) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """layer name -> (weight, bias) from the flat `_layer_params` order."""
+    return {name: (params[2 * k], params[2 * k + 1]) for k, name in enumerate(names)}
+
+
+class _HandwrittenNerfMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, pos_enc, dir_enc, samples, skips, *params):
-        # pos_enc [M, P]; dir_enc [B, D]; params as `_layer_params`
-        n_pts = len(params) // 2 - 4
-        pts = [(params[2 * i], params[2 * i + 1]) for i in range(n_pts)]
-        (w_sigma, b_sigma), (w_feat, b_feat), (w_view, b_view), (w_rgb, b_rgb) = (
-            (params[2 * i], params[2 * i + 1]) for i in range(n_pts, n_pts + 4))
+    def forward(ctx, pos_enc, dir_enc, samples, skips, names, *params):
+        # pos_enc [M, P]; dir_enc [B, D]; params as `_layer_params`, layers named by `names`
+        layer = _by_name(names, params)
+        n_pts = sum(name.startswith("pts.") for name in names)
         p, rays = pos_enc.shape[1], dir_enc.shape[0]
         acts = []  # output of each position layer (after ReLU): [M, W]
         h = pos_enc
-        for i, (w, b) in enumerate(pts):
+        for i in range(n_pts):
+            w, b = layer[f"pts.{i}"]
             if i > 0 and (i - 1) in skips:  # input [pos_enc, h]
                 w_pos, w_h = _split_input(w, p)
                 z = torch.addmm(b, h, w_h.t()).addmm_(pos_enc, w_pos.t())
@@ -63,6 +69,8 @@ class _FusedNerfMLP(torch.autograd.Function):
                 z = torch.addmm(b, h, w.t())
             h = z.relu_()
             acts.append(h)
+        (w_sigma, b_sigma), (w_feat, b_feat), (w_view, b_view), (w_rgb, b_rgb) = (
+            layer[name] for name in ("sigma", "feature", "views.0", "rgb"))
         sigma_raw = torch.addmm(b_sigma, h, w_sigma.t())  # [M, 1]
         feat = torch.addmm(b_feat, h, w_feat.t())  # [M, W]
         w_view_feat, w_view_dir = _split_input(w_view, feat.shape[1])
@@ -71,65 +79,68 @@ class _FusedNerfMLP(torch.autograd.Function):
         view.view(rays, samples, -1).add_(per_ray[:, None, :])
         view = view.relu_()
         rgb = torch.addmm(b_rgb, view, w_rgb.t()).sigmoid_()  # [M, 3]
-        ctx.samples, ctx.skips, ctx.n_pts = samples, skips, n_pts
+        ctx.samples, ctx.skips, ctx.n_pts, ctx.names = samples, skips, n_pts, names
         ctx.save_for_backward(pos_enc, dir_enc, feat, view, rgb, *acts, *params)
         return sigma_raw, rgb
 
     @staticmethod
     def backward(ctx, g_sigma, g_rgb):
         pos_enc, dir_enc, feat, view, rgb, *rest = ctx.saved_tensors
-        n_pts, skips, samples = ctx.n_pts, ctx.skips, ctx.samples
+        n_pts, skips, samples, names = ctx.n_pts, ctx.skips, ctx.samples, ctx.names
         acts, params = rest[:n_pts], rest[n_pts:]
-        pts = [(params[2 * i], params[2 * i + 1]) for i in range(n_pts)]
-        w_sigma, w_feat, w_view, w_rgb = (params[2 * i] for i in range(n_pts, n_pts + 4))
-        p, rays = pos_enc.shape[1], dir_enc.shape[0]
+        layer = _by_name(names, params)
+        slot = {name: 2 * k for k, name in enumerate(names)}  # index of a layer's weight gradient
         grads: list[torch.Tensor | None] = [None] * len(params)
+
+        def put(name: str, g_weight: torch.Tensor | None, g_bias: torch.Tensor | None) -> None:
+            grads[slot[name]], grads[slot[name] + 1] = g_weight, g_bias
+
+        w_sigma, w_feat, w_view, w_rgb = (layer[name][0] for name in ("sigma", "feature", "views.0", "rgb"))
+        p, rays = pos_enc.shape[1], dir_enc.shape[0]
         need_pos, need_dir = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         g_pos = None
         h = acts[-1]
 
         # colour head: rgb = sigmoid(view W_rgb^T + b)
         g_z = g_rgb * rgb * (1.0 - rgb) if g_rgb is not None else torch.zeros_like(rgb)  # [M, 3]
-        grads[2 * n_pts + 6], grads[2 * n_pts + 7] = g_z.t().mm(view), g_z.sum(0)
+        put("rgb", g_z.t().mm(view), g_z.sum(0))
         # colour layer: view = relu(feat W_vf^T + per-ray (dir W_vd^T + b))
         g_z = _relu_backward_(g_z.mm(w_rgb), view)  # [M, W/2]
         g_ray = g_z.view(rays, samples, -1).sum(1)  # [B, W/2]
         w_view_feat, w_view_dir = _split_input(w_view, feat.shape[1])
-        grads[2 * n_pts + 4] = torch.cat([g_z.t().mm(feat), g_ray.t().mm(dir_enc)], dim=1)
-        grads[2 * n_pts + 5] = g_ray.sum(0)
+        put("views.0", torch.cat([g_z.t().mm(feat), g_ray.t().mm(dir_enc)], dim=1), g_ray.sum(0))
         g_dir = g_ray.mm(w_view_dir) if need_dir else None
         # feature layer (no activation)
         g_feat = g_z.mm(w_view_feat)  # [M, W]
-        grads[2 * n_pts + 2], grads[2 * n_pts + 3] = g_feat.t().mm(h), g_feat.sum(0)
+        put("feature", g_feat.t().mm(h), g_feat.sum(0))
         g_h = g_feat.mm(w_feat)  # [M, W]
         # density head
         if g_sigma is not None:
-            grads[2 * n_pts], grads[2 * n_pts + 1] = g_sigma.t().mm(h), g_sigma.sum(0)
+            put("sigma", g_sigma.t().mm(h), g_sigma.sum(0))
             g_h.addmm_(g_sigma, w_sigma)
         # position layers, last to first
         for i in reversed(range(n_pts)):
-            w, _ = pts[i]
+            w, _ = layer[f"pts.{i}"]
             g_z = _relu_backward_(g_h, acts[i])
-            grads[2 * i + 1] = g_z.sum(0)
             if i == 0:
-                grads[0] = g_z.t().mm(pos_enc)
+                put("pts.0", g_z.t().mm(pos_enc), g_z.sum(0))
                 if need_pos:
                     g_pos = g_z.mm(w) if g_pos is None else g_pos.addmm_(g_z, w)
                 break
             prev = acts[i - 1]
             if (i - 1) in skips:
                 w_pos, w_h = _split_input(w, p)
-                grads[2 * i] = torch.cat([g_z.t().mm(pos_enc), g_z.t().mm(prev)], dim=1)
+                put(f"pts.{i}", torch.cat([g_z.t().mm(pos_enc), g_z.t().mm(prev)], dim=1), g_z.sum(0))
                 if need_pos:
                     g_pos = g_z.mm(w_pos) if g_pos is None else g_pos.addmm_(g_z, w_pos)
                 g_h = g_z.mm(w_h)
             else:
-                grads[2 * i] = g_z.t().mm(prev)
+                put(f"pts.{i}", g_z.t().mm(prev), g_z.sum(0))
                 g_h = g_z.mm(w)
-        return (g_pos, g_dir, None, None, *grads)
+        return (g_pos, g_dir, None, None, None, *grads)
 
 
-def fused_forward(
+def forward_rays(
     net: NerfMLP, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate `net` on the S = `samples` points of each of B rays.
@@ -139,5 +150,6 @@ def fused_forward(
     """
     rays = dir_enc.shape[0]
     if pos_enc.shape[0] != rays * samples:
-        raise ValueError(f"fused_forward: {pos_enc.shape[0]} points is not {rays} rays x {samples} samples")
-    return _FusedNerfMLP.apply(pos_enc, dir_enc, samples, tuple(net.cfg.skips), *_layer_params(net))
+        raise ValueError(f"forward_rays: {pos_enc.shape[0]} points is not {rays} rays x {samples} samples")
+    return _HandwrittenNerfMLP.apply(pos_enc, dir_enc, samples, tuple(net.cfg.skips), net.topology.names,
+                                     *_layer_params(net))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfprune.field import NerfModel
+from nerfprune.field.mlp import NerfModel
 from nerfprune.metrics import l2, psnr, ssim, time_repeated
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Scene

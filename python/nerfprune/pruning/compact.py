@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfprune import _native
-from nerfprune.prune.topology import LayerSpec, Topology
+import nerfprune._native as _native
+from nerfprune.field.topology import LayerSpec, Topology
 
 _ACT64 = {
     "relu": lambda x: np.maximum(x, 0.0),

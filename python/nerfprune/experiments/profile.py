@@ -1,13 +1,13 @@
 """Per-stage render profile: where the time of one rendered view goes.
 
 `profile_render` renders a view with the real renderer (`render_view`) and
-times each stage by wrapping, never by editing the renderer or the kernels:
+times each stage through public seams, never by editing or patching modules:
 
-- the rendering-math functions (`generate_rays`/`view_rays`, `stratified`,
-  `importance`, `composite`) are wrapped in the namespace `math_backend` returns;
-- the positional encodings are wrapped on the model instance;
-- every MLP layer is timed with forward hooks (`nn.Linear` of a `NerfMLP`) or by
-  wrapping `GraphMLP._layer` (compacted networks). For layers pruned with
+- the renderer is handed a `TimedMath`: the configured `RenderMath` object with
+  every method (`generate_rays`/`view_rays`, `stratified`, `importance`,
+  `composite`, `positional_encoding`) timed;
+- every MLP layer is timed with forward hooks (`nn.Linear` of a `NerfMLP`) or
+  through `GraphMLP.layer_hook` (compacted networks). For layers pruned with
   `torch.nn.utils.prune` (the "masked" variant) the prune forward-pre-hook, which
   recomputes `weight = weight_orig * mask` on every forward, is timed on its own
   ("mask multiply"): one pre-hook is put before it and one after it.
@@ -29,20 +29,22 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from nerfprune import renderer
-from nerfprune.field import NerfModel
+from nerfprune.field.mlp import NerfModel
+from nerfprune.field.topology import nerf_topology
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Cameras
+from taichi_kernels.backend import RenderMath
 
-MATH_STAGES = {
+MATH_STAGES = {  # every method of RenderMath -> the stage it is counted in
     "generate_rays": "ray generation", "view_rays": "ray generation",
     "stratified": "sampling (stratified)", "importance": "sampling (importance)", "composite": "compositing",
+    "positional_encoding": "positional encoding",
 }
 STAGE_ORDER = ("ray generation", "sampling (stratified)", "sampling (importance)", "positional encoding",
                "mask multiply")  # then the layers, "mlp glue", "compositing", "other"
 
 
-class _Clock:
+class StageClock:
     """Accumulates seconds per stage during one render."""
 
     def __init__(self) -> None:
@@ -58,7 +60,16 @@ class _Clock:
         return wrapper
 
 
-def _hook_linear(clock: _Clock, name: str, module: nn.Module) -> list:
+class TimedMath:
+    """A `RenderMath` that times each call of the wrapped one into a `StageClock`."""
+
+    def __init__(self, math: RenderMath, clock: StageClock) -> None:
+        self.name = math.name
+        for method, stage in MATH_STAGES.items():
+            setattr(self, method, clock.timed(stage, getattr(math, method)))
+
+
+def _hook_linear(clock: StageClock, name: str, module: nn.Module) -> list:
     """Hooks timing the mask multiply (prune pre-hook, if any) and the product of one nn.Linear."""
     marks: dict[str, float] = {}
     pruned = hasattr(module, "weight_orig")  # torch.nn.utils.prune renamed the weight and added its pre-hook
@@ -78,7 +89,7 @@ def _hook_linear(clock: _Clock, name: str, module: nn.Module) -> list:
             module.register_forward_pre_hook(after_mask), module.register_forward_hook(after_forward)]
 
 
-def _hook_network(clock: _Clock, net: nn.Module) -> list:
+def _hook_network(clock: StageClock, net: nn.Module) -> list:
     """Time the whole network (for "mlp glue") and each of its layers."""
     handles = []
     start: dict[str, float] = {}
@@ -88,19 +99,12 @@ def _hook_network(clock: _Clock, net: nn.Module) -> list:
         clock.seconds["mlp total"] += time.perf_counter() - start["t"]
 
     handles.append(net.register_forward_hook(done))
-    if hasattr(net, "topology") and hasattr(net, "_layer"):  # GraphMLP: wrap its per-layer work
-        original = net._layer
-        names = [layer.name for layer in net.topology.layers]
+    if hasattr(net, "layer_hook"):  # GraphMLP: it reports each layer's time itself
+        def observe(name: str, seconds: float) -> None:
+            clock.seconds[f"layer {name}"] += seconds
 
-        def layer(i, x):
-            begin = time.perf_counter()
-            try:
-                return original(i, x)
-            finally:
-                clock.seconds[f"layer {names[i]}"] += time.perf_counter() - begin
-
-        net._layer = layer
-        handles.append(_Restore(net, "_layer"))
+        net.layer_hook = observe
+        handles.append(_Unhook(net))
     else:
         for name, module in net.named_modules():
             if isinstance(module, nn.Linear):
@@ -108,46 +112,33 @@ def _hook_network(clock: _Clock, net: nn.Module) -> list:
     return handles
 
 
-class _Restore:
-    """Handle that removes an instance attribute shadowing a method."""
+class _Unhook:
+    """Handle that clears a `GraphMLP.layer_hook`."""
 
-    def __init__(self, obj, attr: str) -> None:
-        self.obj, self.attr = obj, attr
+    def __init__(self, net) -> None:
+        self.net = net
 
     def remove(self) -> None:
-        self.obj.__dict__.pop(self.attr, None)
+        self.net.layer_hook = None
 
 
 @contextlib.contextmanager
-def _instrumented(model: NerfModel, clock: _Clock) -> Iterator[None]:
-    original_backend = renderer.math_backend
-
-    def timed_backend(name: str):
-        ns = original_backend(name)
-        return type("TimedMath", (), {attr: staticmethod(clock.timed(stage, getattr(ns, attr)))
-                                      for attr, stage in MATH_STAGES.items()})
-
+def _hooked(model: NerfModel, clock: StageClock) -> Iterator[None]:
     handles = []
     try:
-        renderer.math_backend = timed_backend
-        for attr in ("encode_points", "encode_dirs"):
-            setattr(model, attr, clock.timed("positional encoding", getattr(model, attr)))
-            handles.append(_Restore(model, attr))
-        nets = [model.coarse] + ([model.fine] if model.fine is not None else [])
-        for net in nets:
+        for net in model.networks().values():
             handles.extend(_hook_network(clock, net))
         yield
     finally:
-        renderer.math_backend = original_backend
         for h in handles:
             h.remove()
 
 
 def _one_render(model: NerfModel, cameras: Cameras, index: int, cfg: RenderConfig, background) -> dict[str, float]:
-    clock = _Clock()
-    with _instrumented(model, clock):
+    clock = StageClock()
+    with _hooked(model, clock):
         start = time.perf_counter()
-        render_view(model, cameras, index, cfg, background=background)
+        render_view(model, cameras, index, cfg, background=background, math=TimedMath(cfg.math(), clock))
         total = time.perf_counter() - start
     s = clock.seconds
     layers = sum(v for k, v in s.items() if k.startswith("layer "))
@@ -178,7 +169,7 @@ def profile_render(
     return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
 
 
-LAYER_ORDER = ("pts", "sigma", "feature", "views", "rgb")
+LAYER_ORDER = tuple(dict.fromkeys(name.split(".")[0] for name in nerf_topology().names))  # pts, sigma, feature, views, rgb
 
 
 def stage_sort_key(stage: str) -> tuple[float, str]:

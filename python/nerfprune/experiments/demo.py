@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nerfprune import api
+import nerfprune.api as api
 from nerfprune.config import atomic_write_json, save_config
-from nerfprune.evaluate import EvalConfig
-from nerfprune.field import NerfModelConfig
+from nerfprune.evaluation import EvalConfig
+from nerfprune.field.config import NerfModelConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.scene.paths import orbit_path
-from nerfprune.train import TrainConfig
+from nerfprune.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def run_demo(cfg: DemoConfig | None = None, progress: bool = False) -> dict:
 
 def prune_and_compare(cfg: DemoConfig, scene, out: Path) -> list[dict]:
     """Prune the trained model both ways, fine-tune, and compare the inference paths."""
-    from nerfprune.prune.compare import compare_paths, format_table
-    from nerfprune.prune.inference import build_variant
-    from nerfprune.prune.lottery import PruneConfig
-    from nerfprune.train import load_model
+    from nerfprune.experiments.compare import compare_paths, format_table
+    from nerfprune.pruning.variants import build_variant
+    from nerfprune.pruning.lottery import PruneConfig
+    from nerfprune.training import load_model
 
     dense, _, _ = load_model(out / "train")
     models = {("dense", 0.0): dense}
@@ -94,3 +94,8 @@ def prune_and_compare(cfg: DemoConfig, scene, out: Path) -> list[dict]:
              "psnr": r.psnr, "psnr_vs_dense": r.psnr - base.psnr} for r in results]
     atomic_write_json(out / "prune" / "table.json", rows)
     return rows
+
+
+def demo(out_dir: str = "outputs/demo") -> dict:
+    """Run the demo pipeline on the built-in scene; returns the summary of what it wrote. Public as `nerfprune.demo`."""
+    return run_demo(DemoConfig(out_dir=out_dir))

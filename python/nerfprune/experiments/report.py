@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nerfprune.profile import stage_sort_key
+from nerfprune.experiments.profile import stage_sort_key
 
 # The 2022 study as reported: small NeRF (2x128), 106 Lego views at 100x100, single timings on a shared machine.
 STUDY_2022 = {
@@ -232,6 +232,7 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     """Write `report.md` and the plots into `out_dir`; returns the report's path."""
     out = Path(out_dir)
     cfg, scene, machine = results["config"], results["scene"], results["machine"]
+    tcfg = results["train_config"]
     plots = write_plots(results, out)
     profile = results["cells"]["profile"]
     profile = {**profile, "sparsity": cfg["sparsity"]}
@@ -243,8 +244,8 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
         "",
         f"- Scene `{scene['source']}` at {scene['width']}x{scene['height']} (factor {cfg['factor']} x resolution divisor "
         f"{results['resolution_divisor']}); splits {scene['splits']}.",
-        f"- Network preset `{cfg['preset']}`, {cfg['n_coarse']}+{cfg['n_fine']} samples per ray, batch {cfg['batch_size']} rays, "
-        f"lr {cfg['lr']} decaying x0.1 over {results['train_config']['lr_decay_steps']} steps, seed {cfg['seed']}.",
+        f"- Network preset `{tcfg['model']['preset']}`, {tcfg['render']['n_coarse']}+{tcfg['render']['n_fine']} samples per ray, "
+        f"batch {tcfg['batch_size']} rays, lr {tcfg['lr']} decaying x0.1 over {tcfg['lr_decay_steps']} steps, seed {tcfg['seed']}.",
         f"- Scale {cfg['scale']}: iteration grid {results['grid']} (the study's {list(cfg['iterations'])} x {cfg['scale']}); "
         f"pruned to {cfg['sparsity']:.0%} and fine-tuned as many iterations again; methods {list(cfg['methods'])}.",
         f"- Quality on the first {cfg['train_views']} train and {cfg['val_views']} val views (not every view: on 2 CPU cores "

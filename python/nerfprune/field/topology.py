@@ -10,6 +10,9 @@ topological order. Parameters of layer `name` are `<name>.weight` `[out, in]` an
 with skip connections re-reading the encoded position, a density head `sigma`
 (raw, the renderer applies ReLU), a `feature` layer, a view-dependent layer
 `views.0` reading `[feature, encoded direction]`, and the colour head `rgb` (sigmoid).
+It is the one statement of that layout: `NerfMLP` builds its layers from it, the
+hand-written training backward and the profiler address layers by its names, and
+pruning leaves its outputs (the heads) alone unless asked.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class Topology:
     def outputs(self) -> tuple[str, ...]:
         """Names of the output layers, in layer order (what forward() returns)."""
         return tuple(layer.name for layer in self.layers if layer.is_output)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Layer names in topological order."""
+        return tuple(layer.name for layer in self.layers)
 
     def layer(self, name: str) -> LayerSpec:
         for layer in self.layers:

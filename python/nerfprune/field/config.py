@@ -1,0 +1,94 @@
+"""Configs of the field: the size of one MLP (`FieldConfig`, `PRESETS`), the coarse + fine model
+(`NerfModelConfig`), and how the MLP is run (`MLPConfig`: precision and training backward).
+
+The layer layout itself is stated once, in `nerfprune.field.topology.nerf_topology`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nerfprune.errors import ConfigError
+
+
+def encoded_width(n_frequencies: int, dims: int = 3) -> int:
+    """Features of the positional encoding of `dims` inputs: the input and a sin and cos per frequency."""
+    return dims * (1 + 2 * n_frequencies)
+
+
+@dataclass
+class FieldConfig:
+    """Size of one NeRF MLP."""
+
+    depth: int = 8  # number of ReLU layers on the encoded position
+    width: int = 256  # units per layer
+    skips: tuple[int, ...] = (4,)  # layer indices after which the encoded position is concatenated again
+    pos_frequencies: int = 10  # positional-encoding frequencies for positions (input included)
+    dir_frequencies: int = 4  # positional-encoding frequencies for view directions
+
+    @property
+    def pos_features(self) -> int:
+        return encoded_width(self.pos_frequencies)
+
+    @property
+    def dir_features(self) -> int:
+        return encoded_width(self.dir_frequencies)
+
+
+PRESETS: dict[str, FieldConfig] = {
+    # The original NeRF network.
+    "nerf": FieldConfig(depth=8, width=256, skips=(4,)),
+    # The 2022 "Pruning NeRFs" study's small network: 2 layers x 128.
+    "small": FieldConfig(depth=2, width=128, skips=()),
+    # Tests only: seconds to train.
+    "tiny": FieldConfig(depth=2, width=32, skips=(), pos_frequencies=6, dir_frequencies=2),
+}
+PRESET_HELP = {"nerf": "8x256, the original NeRF", "small": "2x128, the 2022 study's", "tiny": "2x32, for tests"}
+
+
+@dataclass
+class NerfModelConfig:
+    """The coarse and fine networks of a NeRF model."""
+
+    preset: str = "small"  # network preset: nerf (8x256), small (2x128, the 2022 study), tiny (tests); depth/width override it
+    depth: int | None = None  # override the preset's depth
+    width: int | None = None  # override the preset's width
+    fine: bool = True  # train a separate fine network for the importance samples
+
+    def field_config(self) -> FieldConfig:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown network preset '{self.preset}': choose one of {', '.join(PRESETS)}")
+        base = PRESETS[self.preset]
+        cfg = FieldConfig(**{**base.__dict__})
+        if self.depth is not None:
+            cfg.depth = self.depth
+            cfg.skips = tuple(s for s in cfg.skips if s < self.depth - 1)
+        if self.width is not None:
+            cfg.width = self.width
+        if cfg.depth < 1 or cfg.width < 2:
+            raise ConfigError(f"network depth must be >= 1 and width >= 2, got depth={cfg.depth}, width={cfg.width}")
+        return cfg
+
+
+PRECISIONS = {
+    "fp32": "float32 everywhere (default)",
+    "bf16": "the MLP's matrix products in bfloat16 (torch.autocast; fast on CPUs with AMX); weights stay fp32",
+}
+BACKWARDS = {
+    "handwritten": "hand-written gradient of a dense fp32 MLP, direction term once per ray (default)",
+    "autograd": "torch autograd through the module's forward, as the original code",
+}
+
+
+@dataclass
+class MLPConfig:
+    """How the MLP runs (not what it is): arithmetic precision and, when training, how its gradient is computed."""
+
+    precision: str = "fp32"  # "fp32", or "bf16": the matrix products in bfloat16 (fast on CPUs with AMX); weights stay fp32
+    backward: str = "handwritten"  # training gradient of a dense fp32 MLP: "handwritten" (direction term once per ray) or "autograd" (as the original code)
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown MLP precision '{self.precision}': choose one of {', '.join(PRECISIONS)}")
+        if self.backward not in BACKWARDS:
+            raise ConfigError(f"unknown MLP backward '{self.backward}': choose one of {', '.join(BACKWARDS)}")

@@ -1,0 +1,96 @@
+"""The NeRF field: an MLP from encoded position and view direction to density and colour.
+
+Architecture of the original NeRF (Mildenhall et al. 2020, Fig. 7), as stated by
+`nerfprune.field.topology.nerf_topology`: `depth` ReLU layers of `width` units on
+the encoded position, the encoded position concatenated again after each layer in
+`skips`; a density head; a feature layer that, concatenated with the encoded
+direction, feeds a half-width ReLU layer and the RGB head (sigmoid). `NerfMLP`
+creates one `nn.Linear` per topology layer, under the topology's names
+(`pts.0`, ..., `sigma`, `feature`, `views.0`, `rgb`), so pruning can address every
+weight by name and checkpoints keep their keys.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nerfprune.field.config import FieldConfig, MLPConfig
+from nerfprune.field.topology import Topology, nerf_topology
+
+ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
+
+
+def field_topology(cfg: FieldConfig) -> Topology:
+    """The layer graph of one network of size `cfg`."""
+    return nerf_topology(cfg.depth, cfg.width, cfg.skips, cfg.pos_features, cfg.dir_features)
+
+
+class NerfMLP(nn.Module):
+    """One dense NeRF MLP. forward(pos_enc [N, P], dir_enc [N, Dd]) -> (sigma_raw [N, 1], rgb [N, 3])."""
+
+    def __init__(self, cfg: FieldConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.topology = field_topology(cfg)
+        for spec in self.topology.layers:  # "pts.3" -> self.pts[3], "sigma" -> self.sigma, in layer order
+            group, _, index = spec.name.partition(".")
+            linear = nn.Linear(spec.in_features, spec.out_features)
+            if not index:
+                setattr(self, group, linear)
+                continue
+            if not hasattr(self, group):
+                setattr(self, group, nn.ModuleList())
+            getattr(self, group).append(linear)
+
+    def layer(self, name: str) -> nn.Linear:
+        """The `nn.Linear` of topology layer `name`."""
+        group, _, index = name.partition(".")
+        module = getattr(self, group)
+        return module[int(index)] if index else module
+
+    def forward_rays(self, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same values as forward, on S = `samples` points per ray: pos_enc [B*S, P], dir_enc [B, Dd] (one per ray).
+
+        Gradients come from `nerfprune.field.training_backward` (direction term once per ray).
+        """
+        from nerfprune.field.training_backward import forward_rays
+
+        return forward_rays(self, pos_enc, dir_enc, samples)
+
+    def forward(self, pos_enc: torch.Tensor, dir_enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values = {"pos": pos_enc, "dir": dir_enc}
+        for spec in self.topology.layers:
+            parts = [values[source] for source, _ in spec.inputs]
+            x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+            values[spec.name] = ACTIVATIONS[spec.activation](self.layer(spec.name)(x))
+        return values["sigma"], values["rgb"]
+
+
+class NerfModel(nn.Module):
+    """Coarse + (optional) fine NeRF MLPs sharing one encoding.
+
+    Each network is any module with forward(pos_enc, dir_enc) -> (sigma_raw, rgb):
+    a `NerfMLP` when dense, a compacted or sparse `GraphMLP` after pruning.
+    `mlp` says how the networks run (precision, training backward); the renderer reads it.
+    """
+
+    def __init__(self, cfg: FieldConfig, fine: bool = True, mlp: MLPConfig | None = None):
+        super().__init__()
+        self.field_cfg = cfg
+        self.mlp = mlp or MLPConfig()
+        self.coarse: nn.Module = NerfMLP(cfg)
+        self.fine: nn.Module | None = NerfMLP(cfg) if fine else None
+
+    def topology(self) -> Topology:
+        """The layer graph of each network, for pruning and compaction."""
+        return field_topology(self.field_cfg)
+
+    def network(self, which: str) -> nn.Module:
+        if which == "fine" and self.fine is not None:
+            return self.fine
+        return self.coarse
+
+    def networks(self) -> dict[str, nn.Module]:
+        """{"coarse": ..., "fine": ...} (fine only when present)."""
+        return {"coarse": self.coarse, **({"fine": self.fine} if self.fine is not None else {})}

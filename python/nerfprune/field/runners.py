@@ -1,0 +1,69 @@
+"""Chunked runners: evaluate a field network on many points, `chunk` points per call.
+
+Two ways in: `run_network` on per-point inputs (any network: dense, masked,
+compacted), and `run_network_rays` on per-ray direction encodings for networks
+that have `forward_rays` (the dense `NerfMLP`'s hand-written training pass).
+`run_field` picks between them from the `MLPConfig`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nerfprune.field.config import MLPConfig
+
+
+def run_network(
+    net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, chunk: int, precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluate `net` on [M, P] / [M, D] inputs in chunks of `chunk` points -> float32 ([M], [M, 3]).
+
+    precision "bf16" runs the network under `torch.autocast(bfloat16)`: the
+    matrix products round their inputs to bfloat16 (8 significant bits) and
+    accumulate in float32; the outputs are cast back to float32.
+    """
+    sig, col = [], []
+    for start in range(0, pos_enc.shape[0], chunk):
+        with torch.autocast(pos_enc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            s, c = net(pos_enc[start:start + chunk], dir_enc[start:start + chunk])
+        sig.append(s.float())
+        col.append(c.float())
+    return _joined(sig, col, pos_enc)
+
+
+def run_network_rays(
+    net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`net.forward_rays` on whole rays, about `chunk` points per call -> ([B*S], [B*S, 3])."""
+    rays_per_call = max(1, chunk // max(samples, 1))
+    sig, col = [], []
+    for start in range(0, dir_enc.shape[0], rays_per_call):
+        stop = min(start + rays_per_call, dir_enc.shape[0])
+        s, c = net.forward_rays(pos_enc[start * samples:stop * samples], dir_enc[start:stop], samples)
+        sig.append(s)
+        col.append(c)
+    return _joined(sig, col, pos_enc)
+
+
+def run_field(
+    net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int, chunk: int, mlp: MLPConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw density [B*S] and colour [B*S, 3] at B rays x S samples: pos_enc [B*S, P], dir_enc [B, D].
+
+    While gradients are recorded for an fp32 network that has `forward_rays` and
+    mlp.backward is "handwritten", its hand-written training pass runs; otherwise
+    the network's own forward on per-sample direction encodings, as the original code.
+    """
+    if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
+            and torch.is_grad_enabled()):
+        return run_network_rays(net, pos_enc, dir_enc, samples, chunk)
+    b = dir_enc.shape[0]
+    dir_rep = dir_enc[:, None, :].expand(b, samples, dir_enc.shape[-1]).reshape(b * samples, -1)  # [B*S, D]
+    return run_network(net, pos_enc, dir_rep, chunk, mlp.precision)
+
+
+def _joined(sig: list[torch.Tensor], col: list[torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-chunk outputs ([n, 1], [n, 3]) -> ([N], [N, 3]); no copy for a single chunk."""
+    if len(sig) <= 1:
+        return (sig[0][:, 0], col[0]) if sig else (like.new_zeros(0), like.new_zeros(0, 3))
+    return torch.cat(sig)[:, 0], torch.cat(col)
