@@ -10,7 +10,7 @@ Public API (each also a `nerfprune` subcommand):
 """
 
 from nerfprune.api import evaluate, load_scene, prune, render, study, train
-from nerfprune.errors import CheckpointError, ConfigError, NativePanic, NotBuiltYet, SceneError
+from nerfprune.errors import CheckpointError, ConfigError, NativePanic, SceneError
 from nerfprune.evaluate import EvalConfig
 from nerfprune.field import NerfModel, NerfModelConfig
 from nerfprune.prune.lottery import PruneConfig
@@ -29,5 +29,5 @@ def demo(out_dir: str = "outputs/demo") -> dict:
 __all__ = [
     "load_scene", "train", "render", "evaluate", "prune", "study", "demo",
     "Scene", "Cameras", "TrainConfig", "PruneConfig", "RenderConfig", "EvalConfig", "NerfModel", "NerfModelConfig",
-    "SceneError", "ConfigError", "CheckpointError", "NotBuiltYet", "NativePanic",
+    "SceneError", "ConfigError", "CheckpointError", "NativePanic",
 ]

@@ -294,7 +294,7 @@ COMMANDS = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "prune":
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nerfprune.errors import CheckpointError, ConfigError, NotBuiltYet, SceneError
+    from nerfprune.errors import CheckpointError, ConfigError, SceneError
     from nerfprune.train import TrainingInterrupted
 
     debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
@@ -309,9 +309,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except NotBuiltYet as e:
-        print(f"nerfprune {args.command}: {e}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except TrainingInterrupted as e:
         print(f"nerfprune {args.command}: {e}; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

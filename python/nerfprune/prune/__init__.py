@@ -1,6 +1,6 @@
 """Lottery-ticket pruning: masks, their bookkeeping, compaction and sparse inference.
 
-The bookkeeping (selection, overlap, dead neurons, CSR, mask files) runs in Rust
+The bookkeeping (selection, overlap, dead neurons, CSR) runs in Rust
 (`nerfprune._native`); this package is its torch-facing side.
 """
 
@@ -12,16 +12,12 @@ from nerfprune.prune.masks import (
     global_magnitude_masks,
     keep_count,
     layerwise_magnitude_masks,
-    load_masks,
     magnitude_threshold,
     mask_overlap,
     mask_stats,
     masked_csr,
-    masks_from_bytes,
-    masks_to_bytes,
     random_masks,
     random_masks_like,
-    save_masks,
 )
 from nerfprune.prune.topology import LayerSpec, Topology, nerf_topology
 
@@ -36,16 +32,12 @@ __all__ = [
     "global_magnitude_masks",
     "keep_count",
     "layerwise_magnitude_masks",
-    "load_masks",
     "magnitude_threshold",
     "mask_overlap",
     "mask_stats",
     "masked_csr",
-    "masks_from_bytes",
-    "masks_to_bytes",
     "nerf_topology",
     "random_masks",
     "random_masks_like",
-    "save_masks",
     "tune_modes",
 ]

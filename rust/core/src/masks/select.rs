@@ -126,7 +126,7 @@ fn kth_largest(codes: &[u32], k: usize) -> (u32, usize) {
 
 fn check_shapes(scores: &[&[f32]], current: &[Bitset]) -> CoreResult<()> {
     if scores.len() != current.len() {
-        return Err(CoreError::InvalidArgument(format!(
+        return Err(CoreError::MaskMismatch(format!(
             "{} score arrays but {} masks",
             scores.len(),
             current.len()
@@ -134,7 +134,7 @@ fn check_shapes(scores: &[&[f32]], current: &[Bitset]) -> CoreResult<()> {
     }
     for (i, (s, m)) in scores.iter().zip(current).enumerate() {
         if s.len() != m.len() {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::MaskMismatch(format!(
                 "layer {i}: {} scores but a {}-bit mask",
                 s.len(),
                 m.len()
@@ -282,7 +282,10 @@ mod tests {
         let cur = [Bitset::new(2, true)];
         assert!(magnitude_masks(&[&[f32::NAN, 1.0]], &cur, 0.5, SelectionScope::Global).is_err());
         assert!(magnitude_masks(&[&[0.0, 1.0]], &cur, 1.5, SelectionScope::Global).is_err());
-        assert!(magnitude_masks(&[&[0.0]], &cur, 0.5, SelectionScope::Global).is_err());
+        let short = magnitude_masks(&[&[0.0]], &cur, 0.5, SelectionScope::Global);
+        assert!(matches!(short, Err(CoreError::MaskMismatch(_))));
+        let bad_fraction = magnitude_masks(&[&[0.0, 1.0]], &cur, 1.5, SelectionScope::Global);
+        assert!(matches!(bad_fraction, Err(CoreError::InvalidArgument(_))));
     }
 
     proptest! {
