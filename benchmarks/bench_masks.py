@@ -3,8 +3,8 @@
 Run: OMP_NUM_THREADS=1 python benchmarks/bench_masks.py [--points 4096] [--repeats 5]
 
 Part 1 times the Rust bookkeeping on coarse + fine nets (~1.2 M weights):
-selection-based global magnitude pruning vs numpy's full sort, dead-neuron
-compaction, and the mask file size. Part 2 times one forward of N points through
+selection-based global magnitude pruning vs numpy's full sort, and dead-neuron
+compaction. Part 2 times one forward of N points through
 the fine net for each inference path at 80/90/95/98 % global magnitude sparsity:
 masked (multiply by the mask every forward, the 2022 study's way), baked (mask
 multiplied in once), compacted (dead neurons removed), csr (every layer a sparse
@@ -34,7 +34,6 @@ from nerfprune.pruning import (
     compact,
     global_magnitude_masks,
     layerwise_magnitude_masks,
-    masks_to_bytes,
     nerf_topology,
     tune_modes,
 )
@@ -89,13 +88,10 @@ def main() -> None:
     sort_ms = timed(lambda: np.sort(flat), args.repeats)
     masks95 = global_magnitude_masks(weights, None, 0.95)
     compact_ms = timed(lambda: compact(topology, state, masks95, net="fine"), args.repeats)
-    file_bytes = len(masks_to_bytes(masks95))
     print(f"{'global magnitude selection (Rust, incl. conversion)':<52} {select_ms:8.1f} ms")
     print(f"{'numpy full sort of |w| (reference cost)':<52} {sort_ms:8.1f} ms")
     print(f"{'dead-neuron analysis + compaction (fine net)':<52} {compact_ms:8.1f} ms")
-    print(f"{'mask file size':<52} {file_bytes:8d} B  ({8 * file_bytes / n_weights:.3f} bit/weight)")
     figures["bookkeeping_ms"] = {"select": select_ms, "numpy_sort": sort_ms, "compact_fine": compact_ms}
-    figures["mask_file_bytes"] = file_bytes
 
     pos, dirs = torch.randn(args.points, 63), torch.randn(args.points, 27)
     dense = GraphMLP(topology, state, prefix="fine.")

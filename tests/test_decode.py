@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nerfprune import _native
-from nerfprune.errors import NativePanic, SceneError
+from nerfprune.errors import NativePanic, SceneDecodeError
 
 
 def png_bytes(img: Image.Image, **kw) -> bytes:
@@ -110,7 +110,7 @@ VALID = [png_bytes(Image.fromarray(RGBA, "RGBA")), jpeg_bytes(np.repeat(RGBA[...
 def _decode_or_scene_error(data: bytes) -> None:
     try:
         out = _native.decode_image_bytes(data, "fuzz.bin")
-    except SceneError as e:
+    except SceneDecodeError as e:  # in-memory bytes: never a read error, never another class
         assert str(e).startswith("fuzz.bin: ")
     else:
         assert out.ndim == 3 and out.shape[2] in (1, 2, 3, 4)

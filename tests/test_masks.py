@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nerfprune.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nerfprune.errors import MaskError, NativeArgumentError, NerfpruneError
 from nerfprune.pruning import (
     global_magnitude_masks,
     keep_count,
     layerwise_magnitude_masks,
-    load_masks,
     magnitude_threshold,
     mask_overlap,
     mask_stats,
     masked_csr,
-    masks_from_bytes,
-    masks_to_bytes,
     random_masks,
     random_masks_like,
-    save_masks,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -147,49 +148,38 @@ def test_csr_equals_the_masked_dense_weight(data, seed):
 
 @FAST
 @given(layers(), st.sampled_from([(), (0,), (3,), (2, 0, 4)]))
-def test_serialisation_round_trips(data, extra_shape):
+def test_masks_round_trip_through_the_checkpoint(data, extra_shape):
+    """The training checkpoint is the one place masks are saved: bool in, the same bool out."""
     masks = dict(data[1])
     masks["net.extra.bias"] = torch.rand(extra_shape) < 0.5
-    back = masks_from_bytes(masks_to_bytes(masks))
-    assert list(back) == list(masks)
-    assert all(back[n].dtype == torch.bool and torch.equal(back[n], masks[n]) for n in masks)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.safetensors"
+        save_checkpoint(path, Checkpoint(iteration=3, config={}, model={}, optimizer={}, masks=masks,
+                                         scene_fingerprint="0" * 16, extra={}))
+        back = load_checkpoint(path).masks
+    assert set(back) == set(masks)
+    for name, m in masks.items():
+        assert back[name].dtype == torch.bool and back[name].shape == m.shape and torch.equal(back[name], m), name
 
 
-def test_files_round_trip_and_are_compact(tmp_path):
-    masks = {"coarse.pts.0.weight": torch.rand(256, 63) < 0.05, "coarse.pts.0.bias": torch.ones(256, dtype=torch.bool)}
-    path = tmp_path / "round_3.npmk"
-    save_masks(path, masks)
-    assert path.stat().st_size < (256 * 63 + 256) // 8 + 200
-    back = load_masks(path)
-    assert all(torch.equal(back[n], masks[n]) for n in masks)
-
-
-def test_corrupt_bytes_raise_value_errors_naming_the_problem(tmp_path):
-    good = masks_to_bytes({"a.weight": torch.rand(5, 7) < 0.5})
-    cases = {
-        b"": "bad magic",
-        b"PK\x03\x04" + good[4:]: "bad magic",
-        good[:9]: "truncated",
-        good[:4] + b"\x07\x00" + good[6:]: "unsupported format version 7",
-        good[:-1]: "checksum mismatch",
-        good[:20] + bytes([good[20] ^ 1]) + good[21:]: "checksum mismatch",
-    }
-    for data, problem in cases.items():
-        with pytest.raises(ValueError, match=problem):
-            masks_from_bytes(data)
-    path = tmp_path / "broken.npmk"
-    path.write_bytes(good[:-3])
-    with pytest.raises(ValueError, match=r"broken\.npmk: corrupt mask file: checksum mismatch"):
-        load_masks(path)
-    with pytest.raises(ValueError, match=r"missing\.npmk: cannot read mask file"):
-        load_masks(tmp_path / "missing.npmk")
-
-
-def test_bad_arguments_are_value_errors():
+def test_bad_arguments_raise_named_nerfprune_errors():
     w = {"a.weight": torch.randn(3, 3)}
-    with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
+    with pytest.raises(NativeArgumentError, match=r"fraction must lie in \[0, 1\]"):
         global_magnitude_masks(w, None, 1.5)
-    with pytest.raises(ValueError, match="a.weight: the weight contains NaN"):
+    with pytest.raises(NerfpruneError, match="a.weight: the weight contains NaN"):
         global_magnitude_masks({"a.weight": torch.tensor([1.0, float("nan")])}, None, 0.5)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(NerfpruneError, match=r"masked_csr: need a 2-D weight \[out, in\], got shape \(3,\)"):
+        masked_csr(torch.ones(3), torch.ones(3, dtype=torch.bool))
+
+
+def test_masks_that_do_not_fit_raise_mask_error():
+    w = {"a.weight": torch.randn(3, 3)}
+    with pytest.raises(MaskError, match=r"mask 'a.weight' has shape \(2, 2\), weight has \(3, 3\)"):
         global_magnitude_masks(w, {"a.weight": torch.ones(2, 2, dtype=torch.bool)}, 0.5)
+    a = {"a.weight": torch.ones(3, 3, dtype=torch.bool)}
+    with pytest.raises(MaskError, match=r"different layers: \['b.weight'\]"):
+        mask_overlap(a, {**a, "b.weight": torch.ones(1, dtype=torch.bool)})
+    with pytest.raises(MaskError, match=r"'a.weight' has shapes \(3, 3\) and \(9,\)"):
+        mask_overlap(a, {"a.weight": torch.ones(9, dtype=torch.bool)})
+    with pytest.raises(MaskError, match=r"the mask has shape \(3, 2\), the weight \(3, 3\)"):
+        masked_csr(w["a.weight"], torch.ones(3, 2, dtype=torch.bool))

@@ -1,4 +1,8 @@
-"""Both packages import after `maturin develop` and from a wheel installed into a fresh venv."""
+"""Both packages import after `maturin develop` and from a wheel installed into a fresh venv.
+
+The wheel is one abi3 wheel (stable ABI, CPython >= 3.10): `nerfprune/_native.abi3.so`
+plus the pure-Python `nerfprune` and `taichi_kernels` packages.
+"""
 
 import os
 import shutil
@@ -6,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +36,12 @@ def test_wheel_in_fresh_venv_works_from_another_directory(tmp_path):
     wheels = tmp_path / "wheels"
     build = subprocess.run([maturin, "build", "--release", "-o", str(wheels)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
-    wheel = next(wheels.glob("nerfprune-*.whl"))
+    (wheel,) = wheels.glob("nerfprune-*.whl")
+    assert "-cp310-abi3-" in wheel.name, f"{wheel.name}: expected one abi3 wheel for CPython 3.10+"
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if n.endswith(".so")] == ["nerfprune/_native.abi3.so"], names
+    assert "nerfprune/_native.pyi" in names and "nerfprune/py.typed" in names
+    assert {"taichi_kernels/__init__.py", "taichi_kernels/runtime.py"} <= set(names), names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
@@ -50,7 +60,7 @@ def test_wheel_in_fresh_venv_works_from_another_directory(tmp_path):
         "import nerfprune, taichi_kernels, taichi_kernels.runtime, numpy as np;"
         "from nerfprune import _native;"
         "print(nerfprune.__file__); print(taichi_kernels.__file__);"
-        "print(_native.fnv1a64(np.frombuffer(b'foobar', np.uint8)))"
+        "print(_native.fnv1a64(np.frombuffer(b'foobar', np.uint8))); print(_native.__file__)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     run = subprocess.run([str(py), "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120, env=env)
@@ -58,3 +68,4 @@ def test_wheel_in_fresh_venv_works_from_another_directory(tmp_path):
     files = run.stdout.splitlines()
     assert files[0].startswith(str(site)) and files[1].startswith(str(site)), files
     assert int(files[2]) == 0x85944171F73967E8
+    assert files[3] == str(site / "nerfprune" / "_native.abi3.so"), files[3]

@@ -8,9 +8,8 @@ import torch
 from nerfprune.field import NerfModelConfig
 from nerfprune.pruning.variants import VARIANTS, build_variant
 from nerfprune.pruning.lottery import PruneConfig, prunable_weights, run_pruning
-from nerfprune.pruning.masks import load_masks
 from nerfprune.renderer import RenderConfig
-from nerfprune.training import TrainConfig, Trainer, load_model
+from nerfprune.training import CHECKPOINT_NAME, TrainConfig, Trainer, load_model
 
 
 def tiny_cfg(iterations=12, **kw) -> TrainConfig:
@@ -31,7 +30,7 @@ def test_iterative_rounds_reach_the_target_and_nest(parent, tiny_scene, tmp_path
     r1, r2 = summary["rounds"]
     assert r1["sparsity"] == pytest.approx(1 - np.sqrt(0.1), abs=2e-3)
     assert r2["sparsity"] == pytest.approx(0.9, abs=2e-3)
-    m1, m2 = load_masks(tmp_path / "round-1" / "masks.npmk"), load_masks(tmp_path / "round-2" / "masks.npmk")
+    m1, m2 = load_model(tmp_path / "round-1")[2].masks, load_model(tmp_path / "round-2")[2].masks
     for k in m2:
         assert not (m2[k] & ~m1[k]).any(), "a later round only removes weights"
     model, _, ckpt = load_model(tmp_path / "round-2")
@@ -51,6 +50,15 @@ def test_finished_rounds_are_skipped_and_an_interrupted_round_resumes(parent, ti
     assert again["rounds"] == first["rounds"]
     weights_after = load_model(tmp_path / "round-2")[0].state_dict()
     assert all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)
+    # Stopped before round 2 wrote its first checkpoint: its masks are recomputed from round 1's model.
+    masks_before = load_model(tmp_path / "round-2")[2].masks
+    (tmp_path / "round-2" / "round.json").unlink()
+    (tmp_path / "round-2" / CHECKPOINT_NAME).unlink()
+    third = run_pruning(parent, tiny_scene, cfg, tmp_path)
+    assert third["rounds"] == first["rounds"]
+    _, _, ckpt = load_model(tmp_path / "round-2")
+    assert set(ckpt.masks) == set(masks_before) and all(torch.equal(ckpt.masks[k], masks_before[k]) for k in masks_before)
+    assert all(torch.equal(weights_before[k], ckpt.model[k]) for k in weights_before)
 
 
 def test_late_rewinding_recreates_the_parents_weights_exactly(parent, tiny_scene, tmp_path):

@@ -1,13 +1,39 @@
-"""Type stubs of nerfprune._native, the PyO3 extension over the pure-Rust core (hand-written)."""
+"""Type stubs of nerfprune._native, the PyO3 extension over the pure-Rust core (hand-written).
+
+tests/test_native_stub.py checks that these names, parameters, defaults and
+exception bases match the built extension exactly.
+"""
+
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-class SceneError(ValueError):
+# --- exceptions (rust/py/src/errors.rs); re-exported by nerfprune.errors ---
+
+class NerfpruneError(ValueError):
+    """Base of every error nerfprune reports about its inputs; the message names the file or
+    argument and the problem."""
+
+class SceneError(NerfpruneError):
     """Bad scene data on disk: the message names the file and the problem."""
 
+class SceneReadError(SceneError):
+    """A scene file cannot be read (missing, a folder, no permission)."""
+
+class SceneDecodeError(SceneError):
+    """A scene file was read but is not a valid image (corrupt, truncated, unsupported)."""
+
+class MaskError(NerfpruneError):
+    """Masks that do not fit the weights they mask or each other (shape, length or count)."""
+
+class NativeArgumentError(NerfpruneError):
+    """An argument breaks a documented precondition of a nerfprune._native function
+    (including arrays that are not C-contiguous)."""
+
 class NativePanic(RuntimeError):
-    """A bug in nerfprune's Rust code (a panic), caught before it could abort Python."""
+    """A bug in nerfprune's Rust code (a panic or a broken internal invariant), caught before it
+    could abort Python."""
 
 def _panic_for_tests() -> None:
     """Always raises NativePanic (proves panics do not abort the interpreter)."""
@@ -21,7 +47,7 @@ def fnv1a64(data: npt.NDArray[np.uint8]) -> int:
 def decode_images(paths: list[str], factor: int = 1) -> npt.NDArray[np.uint8]:
     """Decode PNG/JPEG files in parallel (GIL released) into one C-contiguous
     [N, H // factor, W // factor, C] uint8 array, C = 4 if any file has alpha else 3.
-    All files must share one size. Raises SceneError naming the file."""
+    All files must share one size. Raises SceneReadError / SceneDecodeError naming the file."""
 
 def decode_image_bytes(data: bytes, name: str = "<bytes>") -> npt.NDArray[np.uint8]:
     """Decode one in-memory PNG/JPEG to [H, W, C] uint8 with the file's own channel
@@ -59,13 +85,10 @@ def ray_batch(
 # --- masks (rust/py/src/masks.rs) ---
 # Masks cross the boundary as flat, C-contiguous numpy bool arrays (row-major
 # flattening of a weight [out, in]); scores as flat float32 arrays.
-BoolArray = npt.NDArray[np.bool_]
-
-MASK_FORMAT_VERSION: int
-"""Version of the mask file format written by `encode_masks` (and the only one read)."""
+BoolArray: TypeAlias = npt.NDArray[np.bool_]
 
 def mask_keep_count(live: int, fraction: float) -> int:
-    """round((1 - fraction) * live), halves away from zero; ValueError unless 0 <= fraction <= 1."""
+    """round((1 - fraction) * live), halves away from zero; NativeArgumentError unless 0 <= fraction <= 1."""
 
 def magnitude_masks(
     scores: list[npt.NDArray[np.float32]],
@@ -77,7 +100,8 @@ def magnitude_masks(
 
     Ties: earlier layer, then earlier row-major position, survives. Returns the new
     masks and, per layer, the smallest kept score of its ranking (None if none kept).
-    ValueError on NaN scores, length mismatches or a fraction outside [0, 1].
+    MaskError when scores and masks differ in count or length; NativeArgumentError on NaN
+    scores or a fraction outside [0, 1].
     """
 
 def random_masks(current: list[BoolArray], fraction: float, seed: int, per_layer: bool = False) -> list[BoolArray]:
@@ -90,7 +114,8 @@ def mask_counts(masks: list[BoolArray]) -> list[int]:
     """Live (True) count of each mask."""
 
 def mask_overlap(a: BoolArray, b: BoolArray) -> tuple[int, int, float]:
-    """(intersection, union, jaccard) of two masks of equal length; jaccard is 1.0 if both are empty."""
+    """(intersection, union, jaccard) of two masks of equal length (else MaskError);
+    jaccard is 1.0 if both are empty."""
 
 def dead_neurons(
     inputs: list[tuple[str, int]],
@@ -103,15 +128,11 @@ def dead_neurons(
     is_output) in topological order; `masks`: one [out * in] mask per layer.
     Returns {"kept", "dead_in", "dead_out", "effective": list[BoolArray] per layer,
     "inputs_read": list[BoolArray] per input, "sweeps": int}.
+    NativeArgumentError on a malformed graph; MaskError when masks do not fit its layers.
     """
 
 def mask_to_csr(
     weights: npt.NDArray[np.float32], rows: int, cols: int, mask: BoolArray
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """(indptr [rows + 1], indices [nnz], values [nnz]) of the live entries of a row-major [rows, cols] matrix."""
-
-def encode_masks(masks: list[tuple[str, list[int], BoolArray]]) -> bytes:
-    """Serialise (name, shape, flat bits) triples: header + 1 bit per weight + FNV-1a checksum."""
-
-def decode_masks(data: bytes, origin: str) -> list[tuple[str, list[int], BoolArray]]:
-    """Parse `encode_masks` output; ValueError "<origin>: corrupt mask file: <problem>" on bad input."""
+    """(indptr [rows + 1], indices [nnz], values [nnz]) of the live entries of a row-major
+    [rows, cols] matrix; MaskError unless the mask has rows * cols bits."""

@@ -324,7 +324,7 @@ COMMANDS = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "prune":
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage error prints one line and exits with code 2
-    from nerfprune.errors import CheckpointError, ConfigError, SceneError
+    from nerfprune.errors import NerfpruneError
     from nerfprune.training import TrainingInterrupted
 
     debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (SceneError, ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (NerfpruneError, FileNotFoundError) as e:
         if debug:
             raise
         print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)

@@ -17,16 +17,12 @@ from nerfprune.pruning.masks import (
     global_magnitude_masks,
     keep_count,
     layerwise_magnitude_masks,
-    load_masks,
     magnitude_threshold,
     mask_overlap,
     mask_stats,
     masked_csr,
-    masks_from_bytes,
-    masks_to_bytes,
     random_masks,
     random_masks_like,
-    save_masks,
 )
 from nerfprune.field.topology import LayerSpec, Topology, nerf_topology
 
@@ -41,16 +37,12 @@ __all__ = [
     "global_magnitude_masks",
     "keep_count",
     "layerwise_magnitude_masks",
-    "load_masks",
     "magnitude_threshold",
     "mask_overlap",
     "mask_stats",
     "masked_csr",
-    "masks_from_bytes",
-    "masks_to_bytes",
     "nerf_topology",
     "random_masks",
     "random_masks_like",
-    "save_masks",
     "tune_modes",
 ]

@@ -9,10 +9,13 @@ al. 2020); "init" — the initial weights (the original hypothesis). Initial and
 early weights are not stored: training is deterministic for a seed, so they are
 re-created exactly (a snapshot file is used when the parent run saved one).
 
-Every round writes `round-<r>/` (training checkpoint with masks, log, config),
-`round-<r>/masks.npmk`, and `round-<r>/round.json` (sparsity, overlap with the
-previous round, dead neurons, validation metrics) — the latter marks the round
-as finished, so an interrupted run resumes inside the round it was in.
+Every round writes `round-<r>/` (training checkpoint with masks, log, config)
+and `round-<r>/round.json` (sparsity, overlap with the previous round, dead
+neurons, validation metrics) — the latter marks the round as finished, so an
+interrupted run resumes inside the round it was in. The checkpoint is the one
+place masks are saved: a round's masks are a deterministic function of the
+previous round's model, so a round interrupted before its first checkpoint
+simply recomputes them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from nerfprune.config import atomic_write_json, save_config, to_dict
 from nerfprune.errors import ConfigError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
-from nerfprune.pruning.masks import load_masks, mask_overlap, mask_stats, save_masks
+from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
 from nerfprune.training import TrainConfig, Trainer, build_model, load_model
@@ -137,18 +140,14 @@ def run_pruning(
         round_dir = out / f"round-{r}"
         done = round_dir / "round.json"
         if done.exists():
-            masks = load_masks(round_dir / "masks.npmk")
             rounds.append(json.loads(done.read_text()))
-            current, _, _ = load_model(round_dir)
+            current, _, round_ckpt = load_model(round_dir)
+            masks = round_ckpt.masks
             continue
-        mask_file = round_dir / "masks.npmk"
         previous = masks
-        if mask_file.exists():  # interrupted inside this round: same masks, resume its training
-            masks = load_masks(mask_file)
-        else:
-            masks = next_masks(current, previous, cfg, r)
-            round_dir.mkdir(parents=True, exist_ok=True)
-            save_masks(mask_file, masks)
+        # Deterministic from the previous round's model; if this round was interrupted after
+        # its first checkpoint, the Trainer resumes with the masks saved there (the same ones).
+        masks = next_masks(current, previous, cfg, r)
         init = {k: v.clone() for k, v in rewind.items()}
         trainer = Trainer(scene, retrain_cfg, round_dir, masks=masks, init_state=init, progress=progress,
                           extra={"prune_round": r, "parent": str(parent)})

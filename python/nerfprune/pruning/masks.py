@@ -8,21 +8,23 @@ parameter in the dict, then row-major position) survives.
 A pruning round with fraction `p` prunes `p` of the weights that are still live
 and keeps `k = round((1 - p) * live)` of them (halves round away from zero).
 Selection is O(n) (`select_nth_unstable` in Rust), never a full sort.
+
+Masks are saved in one place: the training checkpoint (`nerfprune.checkpoint`,
+one `mask/<param>` bool tensor each). Masks that do not fit their weights or
+each other raise `MaskError`, from Python and from Rust alike.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
 import nerfprune._native as _native
-
-MASK_FORMAT_VERSION: int = _native.MASK_FORMAT_VERSION
+from nerfprune.errors import MaskError, NerfpruneError
 
 
 def _flat_bool(t: Tensor) -> np.ndarray:
@@ -39,7 +41,7 @@ def _current(weights: dict[str, Tensor], current: dict[str, Tensor] | None) -> l
     for name, w in weights.items():
         m = None if current is None else current.get(name)
         if m is not None and tuple(m.shape) != tuple(w.shape):
-            raise ValueError(f"mask {name!r} has shape {tuple(m.shape)}, weight has {tuple(w.shape)}")
+            raise MaskError(f"mask {name!r} has shape {tuple(m.shape)}, weight has {tuple(w.shape)}")
         out.append(np.ones(w.numel(), dtype=bool) if m is None else _flat_bool(m))
     return out
 
@@ -56,7 +58,7 @@ def _magnitude(
 ) -> tuple[dict[str, Tensor], list[float | None]]:
     for name, w in weights.items():
         if torch.isnan(w).any():
-            raise ValueError(f"{name}: the weight contains NaN; magnitude pruning needs finite weights")
+            raise NerfpruneError(f"{name}: the weight contains NaN; magnitude pruning needs finite weights")
     scores = [_flat_scores(w) for w in weights.values()]
     flat, thresholds = _native.magnitude_masks(scores, _current(weights, current), fraction, per_layer)
     return _unflatten(weights, flat), thresholds
@@ -152,11 +154,11 @@ class Overlap:
 def mask_overlap(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Overlap]:
     """Per-layer overlap of two mask dicts with the same keys, plus the key "total"."""
     if a.keys() != b.keys():
-        raise ValueError(f"mask_overlap: different layers: {sorted(a.keys() ^ b.keys())}")
+        raise MaskError(f"mask_overlap: different layers: {sorted(a.keys() ^ b.keys())}")
     out = {}
     for name in a:
         if a[name].shape != b[name].shape:
-            raise ValueError(f"mask_overlap: {name!r} has shapes {tuple(a[name].shape)} and {tuple(b[name].shape)}")
+            raise MaskError(f"mask_overlap: {name!r} has shapes {tuple(a[name].shape)} and {tuple(b[name].shape)}")
         out[name] = Overlap(*_native.mask_overlap(_flat_bool(a[name]), _flat_bool(b[name])))
     inter = sum(o.intersection for o in out.values())
     union = sum(o.union for o in out.values())
@@ -164,40 +166,12 @@ def mask_overlap(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Overla
     return out
 
 
-def masks_to_bytes(masks: dict[str, Tensor]) -> bytes:
-    """Compact serialisation (versioned header + 1 bit per weight + checksum)."""
-    return _native.encode_masks([(n, list(m.shape), _flat_bool(m)) for n, m in masks.items()])
-
-
-def masks_from_bytes(data: bytes, origin: str = "<bytes>") -> dict[str, Tensor]:
-    """Inverse of `masks_to_bytes`; corrupt data raises ValueError naming `origin` and the problem."""
-    return {
-        name: torch.from_numpy(bits).reshape(shape)
-        for name, shape, bits in _native.decode_masks(bytes(data), origin)
-    }
-
-
-def save_masks(path: str | Path, masks: dict[str, Tensor]) -> None:
-    """Write masks to `path` (conventionally `*.npmk`)."""
-    Path(path).write_bytes(masks_to_bytes(masks))
-
-
-def load_masks(path: str | Path) -> dict[str, Tensor]:
-    """Read masks written by `save_masks`; errors name the file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read mask file: {e.strerror or e}") from e
-    return masks_from_bytes(data, str(path))
-
-
 def masked_csr(weight: Tensor, mask: Tensor) -> Tensor:
     """The live entries of a 2-D `weight` `[out, in]` as a `torch.sparse_csr` tensor (float32, CPU)."""
-    if weight.dim() != 2 or weight.shape != mask.shape:
-        raise ValueError(
-            f"masked_csr: need a 2-D weight and a mask of its shape, got {tuple(weight.shape)} "
-            f"and {tuple(mask.shape)}"
-        )
+    if weight.dim() != 2:
+        raise NerfpruneError(f"masked_csr: need a 2-D weight [out, in], got shape {tuple(weight.shape)}")
+    if weight.shape != mask.shape:
+        raise MaskError(f"masked_csr: the mask has shape {tuple(mask.shape)}, the weight {tuple(weight.shape)}")
     rows, cols = weight.shape
     w = np.ascontiguousarray(weight.detach().to("cpu", torch.float32).reshape(-1).numpy())
     indptr, indices, values = _native.mask_to_csr(w, rows, cols, _flat_bool(mask))

@@ -13,6 +13,7 @@
 //! where every round of `V` iterations visits each view once (in a shuffled
 //! order) and each view's pixels are drawn without replacement per view-epoch.
 
+use crate::checksum::splitmix64;
 use crate::error::{CoreError, CoreResult};
 
 const ROUNDS: usize = 6;
@@ -20,15 +21,6 @@ const TAG_PIXELS: u64 = 0x5049_5845_4c53; // stream tags keep the permutations i
 const TAG_CROP: u64 = 0x4352_4f50;
 const TAG_VIEWS: u64 = 0x0056_4945_5753;
 const TAG_BACKGROUND: u64 = 0x4247;
-
-/// SplitMix64 finaliser: a cheap, well-mixed 64-bit hash.
-#[inline]
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Hash of a sequence of words (order-sensitive).
 #[inline]

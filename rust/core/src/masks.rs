@@ -9,17 +9,17 @@
 //!   and seeded random control masks;
 //! - [`graph`]: dead-neuron analysis on a generic layer graph (skip connections,
 //!   several heads), to a fixed point;
-//! - [`csr`]: export of masked weights as compressed sparse rows;
-//! - [`serial`]: a compact, versioned, checksummed file format.
+//! - [`csr`]: export of masked weights as compressed sparse rows.
+//!
+//! Masks are saved in one place only: the training checkpoint (safetensors,
+//! `mask/<param>` tensors), written by the Python side.
 
 pub mod bitset;
 pub mod csr;
 pub mod graph;
 pub mod select;
-pub mod serial;
 
 pub use bitset::{Bitset, Overlap};
 pub use csr::Csr;
 pub use graph::{DeadNeuronReport, LayerGraph, LayerNode, Segment, Source};
 pub use select::{Selection, SelectionScope};
-pub use serial::NamedMask;

@@ -1,13 +1,12 @@
 //! Bindings for `nerfprune_core::batch`: one training batch of rays per call.
 
-use crate::errors::guarded;
+use crate::errors::{contiguous, guarded};
 use nerfprune_core::batch::{gather, ray_indices, Background, BatchConfig, ImagesRef};
 use nerfprune_core::CoreError;
 use numpy::ndarray::Array2;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray4, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 type BatchArrays<'py> = (
@@ -38,12 +37,8 @@ fn ray_batch<'py>(
     random_background: bool,
 ) -> PyResult<BatchArrays<'py>> {
     let shape = images.shape().to_vec();
-    let data = images
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("ray_batch: images must be C-contiguous"))?;
-    let views = views
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("ray_batch: views must be C-contiguous"))?;
+    let data = contiguous(&images, "ray_batch: images")?;
+    let views = contiguous(&views, "ray_batch: views")?;
     let cfg = BatchConfig {
         batch_size,
         seed,

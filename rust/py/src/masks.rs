@@ -1,28 +1,19 @@
 //! Binding for `nerfprune_core::masks`: masks cross the boundary as flat,
 //! C-contiguous numpy `bool` arrays (row-major flattening of `[out, in]`).
 
-use crate::errors::guarded;
-use nerfprune_core::masks::{
-    csr, graph::NamedLayer, select, serial, Bitset, LayerGraph, NamedMask,
-};
+use crate::errors::{contiguous, guarded};
+use nerfprune_core::masks::{csr, graph::NamedLayer, select, Bitset, LayerGraph};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
 type BoolArrays<'py> = Vec<Bound<'py, PyArray1<bool>>>;
 /// (indptr int64, indices int64, values float32) of a CSR matrix.
 type CsrArrays<'py> =
     (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
-/// (name, shape, flat bits) of one saved mask.
-type NamedBits<'py> = (String, Vec<usize>, Bound<'py, PyArray1<bool>>);
-
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{what}: arrays must be C-contiguous")))
-}
 
 fn bitsets(arrays: &[PyReadonlyArray1<'_, bool>], what: &str) -> PyResult<Vec<Bitset>> {
-    arrays.iter().map(|a| slice(a, what).map(Bitset::from_bools)).collect()
+    arrays.iter().map(|a| contiguous(a, what).map(Bitset::from_bools)).collect()
 }
 
 fn to_numpy<'py>(py: Python<'py>, sets: &[Bitset]) -> BoolArrays<'py> {
@@ -54,7 +45,7 @@ fn magnitude_masks<'py>(
     per_layer: bool,
 ) -> PyResult<(BoolArrays<'py>, Vec<Option<f32>>)> {
     let score_slices =
-        scores.iter().map(|a| slice(a, "magnitude_masks")).collect::<PyResult<Vec<&[f32]>>>()?;
+        scores.iter().map(|a| contiguous(a, "magnitude_masks")).collect::<PyResult<Vec<&[f32]>>>()?;
     let current = bitsets(&current, "magnitude_masks")?;
     let sel = py.detach(|| {
         guarded(|| select::magnitude_masks(&score_slices, &current, fraction, scope(per_layer)))
@@ -105,8 +96,8 @@ fn mask_overlap(
     b: PyReadonlyArray1<'_, bool>,
 ) -> PyResult<(usize, usize, f64)> {
     let (a, b) = (
-        Bitset::from_bools(slice(&a, "mask_overlap")?),
-        Bitset::from_bools(slice(&b, "mask_overlap")?),
+        Bitset::from_bools(contiguous(&a, "mask_overlap")?),
+        Bitset::from_bools(contiguous(&b, "mask_overlap")?),
     );
     let o = guarded(|| a.overlap(&b))?;
     Ok((o.intersection, o.union, o.jaccard))
@@ -144,34 +135,10 @@ fn mask_to_csr<'py>(
     cols: usize,
     mask: PyReadonlyArray1<'py, bool>,
 ) -> PyResult<CsrArrays<'py>> {
-    let w = slice(&weights, "mask_to_csr")?;
-    let m = Bitset::from_bools(slice(&mask, "mask_to_csr")?);
+    let w = contiguous(&weights, "mask_to_csr")?;
+    let m = Bitset::from_bools(contiguous(&mask, "mask_to_csr")?);
     let c = py.detach(|| guarded(|| csr::to_csr(w, rows, cols, &m)))?;
     Ok((c.indptr.into_pyarray(py), c.indices.into_pyarray(py), c.values.into_pyarray(py)))
-}
-
-/// Serialise named masks `(name, shape, flat bool array)` to bytes (format v1).
-#[pyfunction]
-fn encode_masks<'py>(
-    py: Python<'py>,
-    masks: Vec<(String, Vec<usize>, PyReadonlyArray1<'py, bool>)>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let named = masks
-        .iter()
-        .map(|(name, shape, bits)| {
-            let bits = Bitset::from_bools(slice(bits, "encode_masks")?);
-            Ok(NamedMask { name: name.clone(), shape: shape.clone(), bits })
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let bytes = py.detach(|| guarded(|| serial::encode(&named)))?;
-    Ok(PyBytes::new(py, &bytes))
-}
-
-/// Parse bytes from `encode_masks`; `origin` (the file path) names the file in errors.
-#[pyfunction]
-fn decode_masks<'py>(py: Python<'py>, data: &[u8], origin: &str) -> PyResult<Vec<NamedBits<'py>>> {
-    let masks = py.detach(|| guarded(|| serial::decode(data, origin)))?;
-    Ok(masks.into_iter().map(|m| (m.name, m.shape, m.bits.to_bools().into_pyarray(py))).collect())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -183,8 +150,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask_overlap, m)?)?;
     m.add_function(wrap_pyfunction!(dead_neurons, m)?)?;
     m.add_function(wrap_pyfunction!(mask_to_csr, m)?)?;
-    m.add_function(wrap_pyfunction!(encode_masks, m)?)?;
-    m.add_function(wrap_pyfunction!(decode_masks, m)?)?;
-    m.add("MASK_FORMAT_VERSION", serial::VERSION)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Bindings for `nerfprune_core::decode`: parallel image decoding with the GIL released.
 
-use crate::errors::guarded;
+use crate::errors::{contiguous, guarded, NativePanic};
 use nerfprune_core::decode::{decode_bytes, decode_files, probe_file};
 use nerfprune_core::resize::downscale_stack;
 use nerfprune_core::CoreError;
@@ -8,9 +8,10 @@ use numpy::ndarray::{Array3, Array4};
 use numpy::{IntoPyArray, PyArray3, PyArray4, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+/// A decoded buffer that does not fill its shape is a bug in the core, not bad input.
 fn shape_error(e: impl std::fmt::Display) -> PyErr {
-    pyo3::exceptions::PyRuntimeError::new_err(format!(
-        "internal error: decoded buffer has the wrong size: {e}"
+    NativePanic::new_err(format!(
+        "internal error in nerfprune._native: decoded buffer has the wrong size: {e}"
     ))
 }
 
@@ -60,9 +61,7 @@ fn downscale_images<'py>(
     factor: usize,
 ) -> PyResult<Bound<'py, PyArray4<u8>>> {
     let s = images.shape().to_vec();
-    let src = images.as_slice().map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err("downscale_images: images must be C-contiguous")
-    })?;
+    let src = contiguous(&images, "downscale_images: images")?;
     let data = py.detach(|| guarded(|| downscale_stack(src, s[0], s[1], s[2], s[3], factor)))?;
     let shape = (s[0], s[1] / factor, s[2] / factor, s[3]);
     let array = Array4::from_shape_vec(shape, data).map_err(shape_error)?;

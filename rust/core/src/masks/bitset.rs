@@ -175,7 +175,7 @@ impl Bitset {
 
     fn zip(&self, other: &Bitset, op: impl Fn(u64, u64) -> u64) -> CoreResult<Bitset> {
         if self.len != other.len {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::MaskMismatch(format!(
                 "masks of different lengths ({} and {} bits)",
                 self.len, other.len
             )));
@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn overlap_of_different_lengths_is_an_error() {
-        assert!(Bitset::new(3, true).overlap(&Bitset::new(4, true)).is_err());
+        let e = Bitset::new(3, true).overlap(&Bitset::new(4, true));
+        assert!(matches!(e, Err(CoreError::MaskMismatch(_))));
     }
 
     proptest! {

@@ -22,10 +22,15 @@ pub fn to_csr(weights: &[f32], rows: usize, cols: usize, mask: &Bitset) -> CoreR
     let n = rows
         .checked_mul(cols)
         .ok_or_else(|| CoreError::InvalidArgument(format!("to_csr: {rows} x {cols} overflows")))?;
-    if weights.len() != n || mask.len() != n {
+    if weights.len() != n {
         return Err(CoreError::InvalidArgument(format!(
-            "to_csr: a {rows} x {cols} matrix needs {n} weights and mask bits, got {} and {}",
-            weights.len(),
+            "to_csr: a {rows} x {cols} matrix needs {n} weights, got {}",
+            weights.len()
+        )));
+    }
+    if mask.len() != n {
+        return Err(CoreError::MaskMismatch(format!(
+            "to_csr: a {rows} x {cols} matrix needs {n} mask bits, got {}",
             mask.len()
         )));
     }
@@ -51,8 +56,10 @@ mod tests {
 
     #[test]
     fn wrong_sizes_are_errors() {
-        assert!(to_csr(&[1.0; 6], 2, 3, &Bitset::new(5, true)).is_err());
-        assert!(to_csr(&[1.0; 5], 2, 3, &Bitset::new(6, true)).is_err());
+        let short_mask = to_csr(&[1.0; 6], 2, 3, &Bitset::new(5, true));
+        assert!(matches!(short_mask, Err(CoreError::MaskMismatch(_))));
+        let short_weights = to_csr(&[1.0; 5], 2, 3, &Bitset::new(6, true));
+        assert!(matches!(short_weights, Err(CoreError::InvalidArgument(_))));
     }
 
     proptest! {

@@ -138,7 +138,7 @@ impl LayerGraph {
     /// Run the dead-neuron analysis on masks `[out * in]` (one per layer, row-major).
     pub fn dead_neurons(&self, masks: &[Bitset]) -> CoreResult<DeadNeuronReport> {
         if masks.len() != self.layers.len() {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::MaskMismatch(format!(
                 "layer graph has {} layers but {} masks were given",
                 self.layers.len(),
                 masks.len()
@@ -147,7 +147,7 @@ impl LayerGraph {
         for (layer, mask) in self.layers.iter().zip(masks) {
             let expect = layer.out * layer.in_features();
             if mask.len() != expect {
-                return Err(CoreError::InvalidArgument(format!(
+                return Err(CoreError::MaskMismatch(format!(
                     "layer {:?}: mask has {} bits, expected out*in = {}*{} = {expect}",
                     layer.name,
                     mask.len(),
@@ -261,7 +261,8 @@ mod tests {
             LayerGraph::from_names(vec![(s("x"), 2)], vec![(s("a"), 2, vec![(s("x"), 3)], false)]);
         assert!(e.unwrap_err().to_string().contains("width 2"));
         let g = nerf_like(2);
-        assert!(g.dead_neurons(&[Bitset::new(1, true)]).is_err());
+        let e = g.dead_neurons(&[Bitset::new(1, true)]);
+        assert!(matches!(e, Err(CoreError::MaskMismatch(_))));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! `k = round((1 - p) * live)` of them (`f64::round`: halves round away from zero).
 
 use super::bitset::Bitset;
+use crate::checksum::splitmix64;
 use crate::{CoreError, CoreResult};
 
 /// Whether one threshold/count applies to all layers together or to each layer.
@@ -54,14 +55,6 @@ fn score_code(score: f32) -> u32 {
     } else {
         bits | 0x8000_0000
     }
-}
-
-/// 64-bit mix (splitmix64 finaliser): a seeded, position-keyed random stream.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Keep, within each group of layers, the `counts[g]` live weights with the
@@ -133,7 +126,7 @@ fn kth_largest(codes: &[u32], k: usize) -> (u32, usize) {
 
 fn check_shapes(scores: &[&[f32]], current: &[Bitset]) -> CoreResult<()> {
     if scores.len() != current.len() {
-        return Err(CoreError::InvalidArgument(format!(
+        return Err(CoreError::MaskMismatch(format!(
             "{} score arrays but {} masks",
             scores.len(),
             current.len()
@@ -141,7 +134,7 @@ fn check_shapes(scores: &[&[f32]], current: &[Bitset]) -> CoreResult<()> {
     }
     for (i, (s, m)) in scores.iter().zip(current).enumerate() {
         if s.len() != m.len() {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::MaskMismatch(format!(
                 "layer {i}: {} scores but a {}-bit mask",
                 s.len(),
                 m.len()
@@ -229,8 +222,9 @@ pub fn random_masks(
     select_groups(current, &groups, &counts, |l, off| random_code(seed, l, off))
 }
 
+/// A seeded, position-keyed random stream: the code of weight `offset` of `layer`.
 fn random_code(seed: u64, layer: usize, offset: usize) -> u32 {
-    (mix64(mix64(seed ^ mix64(layer as u64)) ^ offset as u64) >> 32) as u32
+    (splitmix64(splitmix64(seed ^ splitmix64(layer as u64)) ^ offset as u64) >> 32) as u32
 }
 
 #[cfg(test)]
@@ -288,7 +282,10 @@ mod tests {
         let cur = [Bitset::new(2, true)];
         assert!(magnitude_masks(&[&[f32::NAN, 1.0]], &cur, 0.5, SelectionScope::Global).is_err());
         assert!(magnitude_masks(&[&[0.0, 1.0]], &cur, 1.5, SelectionScope::Global).is_err());
-        assert!(magnitude_masks(&[&[0.0]], &cur, 0.5, SelectionScope::Global).is_err());
+        let short = magnitude_masks(&[&[0.0]], &cur, 0.5, SelectionScope::Global);
+        assert!(matches!(short, Err(CoreError::MaskMismatch(_))));
+        let bad_fraction = magnitude_masks(&[&[0.0, 1.0]], &cur, 1.5, SelectionScope::Global);
+        assert!(matches!(bad_fraction, Err(CoreError::InvalidArgument(_))));
     }
 
     proptest! {
@@ -314,7 +311,8 @@ mod tests {
             let refs: Vec<&[f32]> = ls.iter().map(|l| l.0.as_slice()).collect();
             let sel = magnitude_masks(&refs, &cur, fraction, SelectionScope::PerLayer).unwrap();
             for (l, layer) in ls.iter().enumerate() {
-                let (expect, thr) = reference(&[layer.0.clone()], &[layer.1.clone()], fraction);
+                let (scores, masks) = (std::slice::from_ref(&layer.0), std::slice::from_ref(&layer.1));
+                let (expect, thr) = reference(scores, masks, fraction);
                 prop_assert_eq!(sel.masks[l].to_bools(), expect[0].clone());
                 prop_assert_eq!(sel.thresholds[l], thr);
             }
