@@ -34,11 +34,11 @@ from typing import NamedTuple
 
 import torch
 
-from taichi_kernels import _buffers
+from taichi_kernels import _buffers, packed
 from taichi_kernels._taichi import ti
 from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
-_LENGTH, _PLACE, _STRATIFIED = 0, 1, 2  # modes of `_runs_kernel`
+_CELLS_COUNT, _CELLS_EMIT, _LENGTH, _PLACE, _STRATIFIED = range(5)  # modes of `_walk_kernel`
 
 
 class GridView(NamedTuple):
@@ -118,6 +118,13 @@ def _cell_exit(o, d, cell, step, side, lo, size):
 
 
 @ti.func
+def _next_cell(cell: ti.template(), step, axis: ti.i32, res: ti.i32) -> ti.i32:
+    """Move `cell` across its exit face on `axis`; 0 once the ray has left the grid."""
+    cell[axis] += step[axis]
+    return 0 <= cell[axis] < res
+
+
+@ti.func
 def _flat(cell, res: ti.i32) -> ti.i32:
     return (cell[0] * res + cell[1]) * res + cell[2]
 
@@ -127,46 +134,7 @@ def _is_occupied(bits: ti.template(), index: ti.i32) -> ti.i32:
     return (ti.cast(bits[index >> 3], ti.i32) >> (index & 7)) & 1
 
 
-# ----------------------------------------------------------------------- cell listing
-
-
-@ti.kernel
-def _cells_kernel(
-    o: ti.types.ndarray(), d: ti.types.ndarray(), near: ti.f32, far: ti.f32, box: ti.types.ndarray(), res: ti.i32,
-    emit: ti.template(), offsets: ti.types.ndarray(), n_cells: ti.types.ndarray(), cell_out: ti.types.ndarray(),
-    t0_out: ti.types.ndarray(), t1_out: ti.types.ndarray(), serial: ti.template(),
-):
-    """Every cell each ray crosses with a positive length, in order: count them, or (emit) list them."""
-    lo, size, hi = _row(box, 0), _row(box, 1), _row(box, 2)
-    ti.loop_config(serialize=serial)
-    for r in range(o.shape[0]):
-        o_r, d_r = _row(o, r), _row(d, r)
-        t_lo, t_hi = _clip(o_r, d_r, lo, hi, near, far)
-        k = 0
-        if t_lo < t_hi:
-            cell, step, side = _first_cell(o_r, d_r, t_lo, lo, size, res)
-            t = t_lo
-            guard = 0
-            while t < t_hi and guard <= 3 * res:
-                t_exit, axis = _cell_exit(o_r, d_r, cell, step, side, lo, size)
-                t1 = ti.min(t_exit, t_hi)
-                if t1 > t:  # a face crossed within rounding of the previous one gives no segment
-                    if ti.static(emit):
-                        j = offsets[r] + k
-                        cell_out[j] = _flat(cell, res)
-                        t0_out[j] = t
-                        t1_out[j] = t1
-                    k += 1
-                    t = t1
-                cell[axis] += step[axis]
-                if cell[axis] < 0 or cell[axis] >= res:
-                    break
-                guard += 1
-        if ti.static(not emit):
-            n_cells[r] = k
-
-
-# --------------------------------------------------------------- occupied runs, samples
+# ------------------------------------------------------------------------- the walk
 
 
 @ti.func
@@ -198,18 +166,22 @@ def _place_run(a: ti.f32, b: ti.f32, c: ti.f32, s: ti.template(), off: ti.i64, c
 
 
 @ti.kernel
-def _runs_kernel(
+def _walk_kernel(
     o: ti.types.ndarray(), d: ti.types.ndarray(), near: ti.f32, far: ti.f32, box: ti.types.ndarray(), res: ti.i32,
     bits: ti.types.ndarray(), mode: ti.template(), perturb: ti.template(), u: ti.types.ndarray(),
     offsets: ti.types.ndarray(), counts: ti.types.ndarray(), last_delta: ti.f32, length: ti.types.ndarray(),
-    s: ti.types.ndarray(), t_out: ti.types.ndarray(), dt_out: ti.types.ndarray(), serial: ti.template(),
+    s: ti.types.ndarray(), t_out: ti.types.ndarray(), dt_out: ti.types.ndarray(), cells: ti.types.ndarray(),
+    serial: ti.template(),
 ):
-    """Walk each ray's occupied runs (maximal stretches of adjacent occupied cells).
+    """One ray per thread: the DDA, and what each mode does with the cells it crosses.
 
-    _LENGTH: length[r] = total occupied length L. _STRATIFIED: write the stratified s of ray r
-    (counts[r] of them over [0, length[r]]), then as _PLACE. _PLACE: map the given sorted s to
-    t and write dt. Both passes accumulate the run lengths in the same order, so the s of the
-    last sample (<= L) always falls inside the last run.
+    _CELLS_COUNT: counts[r] = cells crossed with a positive length. _CELLS_EMIT: list them from
+    offsets[r] on: cells (flat index), s (entry t), t_out (exit t). The other modes walk the
+    occupied runs (maximal stretches of adjacent occupied cells): _LENGTH: length[r] = total
+    occupied length L. _STRATIFIED: write the stratified s of ray r (counts[r] of them over
+    [0, length[r]]), then as _PLACE. _PLACE: map the given sorted s to t, write dt. Both passes
+    add the run lengths in the same order, so the s of the last sample (<= L) falls inside the
+    last run.
     """
     lo, size, hi = _row(box, 0), _row(box, 1), _row(box, 2)
     ti.loop_config(serialize=serial)
@@ -218,7 +190,9 @@ def _runs_kernel(
         t_lo, t_hi = _clip(o_r, d_r, lo, hi, near, far)
         off = ti.cast(0, ti.i64)
         cnt = 0
-        if ti.static(mode != _LENGTH):
+        if ti.static(mode == _CELLS_EMIT):
+            off = offsets[r]
+        if ti.static(mode in (_PLACE, _STRATIFIED)):
             off, cnt = offsets[r], ti.cast(counts[r], ti.i32)
             total = length[r]
             if ti.static(mode == _STRATIFIED):
@@ -230,22 +204,29 @@ def _runs_kernel(
                 elif last_delta >= 0.0:  # ... or a fixed last step, as padded compositing's last_delta
                     dt = last_delta
                 dt_out[off + i] = dt
+        k = 0  # cells listed
         c = 0.0  # occupied length before the open run
         a, b = 0.0, 0.0  # the open (or last) run [a, b]
         run_open = 0
         nxt = 0  # next sample to place
         walk = t_lo < t_hi
-        if ti.static(mode != _LENGTH):
+        if ti.static(mode in (_PLACE, _STRATIFIED)):
             walk = walk and cnt > 0  # a ray without samples has nothing to place
         if walk:
             cell, step, side = _first_cell(o_r, d_r, t_lo, lo, size, res)
             t = t_lo
-            guard = 0
-            while t < t_hi and guard <= 3 * res:
+            guard, inside = 0, 1
+            while inside and t < t_hi and guard <= 3 * res:
                 t_exit, axis = _cell_exit(o_r, d_r, cell, step, side, lo, size)
                 t1 = ti.min(t_exit, t_hi)
-                if t1 > t:
-                    if _is_occupied(bits, _flat(cell, res)):
+                if t1 > t:  # a face crossed within rounding of the previous one gives no segment
+                    if ti.static(mode in (_CELLS_COUNT, _CELLS_EMIT)):
+                        if ti.static(mode == _CELLS_EMIT):
+                            cells[off + k] = _flat(cell, res)
+                            s[off + k] = t
+                            t_out[off + k] = t1
+                        k += 1
+                    elif _is_occupied(bits, _flat(cell, res)):
                         if run_open == 0:
                             a = t
                             run_open = 1
@@ -256,17 +237,17 @@ def _runs_kernel(
                         c += b - a
                         run_open = 0
                     t = t1
-                cell[axis] += step[axis]
-                if cell[axis] < 0 or cell[axis] >= res:
-                    break
+                inside = _next_cell(cell, step, axis, res)
                 guard += 1
             if run_open == 1:
-                if ti.static(mode != _LENGTH):
+                if ti.static(mode in (_PLACE, _STRATIFIED)):
                     nxt = _place_run(a, b, c, s, off, cnt, nxt, t_out)
                 c += b - a
+        if ti.static(mode == _CELLS_COUNT):
+            counts[r] = k
         if ti.static(mode == _LENGTH):
             length[r] = c
-        else:
+        if ti.static(mode in (_PLACE, _STRATIFIED)):
             while nxt < cnt:  # only reachable through rounding: such samples sit at the end of the last run
                 t_out[off + nxt] = b
                 nxt += 1
@@ -307,6 +288,28 @@ def _exclusive_offsets(counts: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(counts, 0) - counts
 
 
+def _walk(grid, o, d, near, far, mode, perturb=False, u=None, offsets=None, counts=None, last_delta=None,
+          length=None, s=None, t_out=None, dt_out=None, cells=None) -> None:
+    """Launch `_walk_kernel` in `mode`; the arrays a mode does not use are passed empty."""
+    dev = o.device
+    f1, i1 = torch.empty(0, device=dev), torch.empty(0, dtype=torch.int64, device=dev)
+    pick = lambda x, empty: empty if x is None else x.contiguous()  # noqa: E731
+    work = o.shape[0] * int(grid.resolution) + (0 if s is None else s.shape[0])
+    launch(_walk_kernel, o, d, float(near), float(far), _box(grid, dev), int(grid.resolution), grid.bits.contiguous(),
+           mode, bool(perturb), pick(u, torch.empty((0, 0), device=dev)), pick(offsets, i1), pick(counts, i1),
+           -1.0 if last_delta is None else float(last_delta), pick(length, f1), pick(s, f1), pick(t_out, f1),
+           pick(dt_out, f1), pick(cells, i1), serial_launch(work))
+
+
+def _placed(grid, o, d, near, far, mode, perturb, u, offsets, counts, length, s, last_delta):
+    """`_walk` in a placing mode -> t [M], dt [M] (M-sized outputs are not pooled: M varies per call)."""
+    t = torch.empty(s.shape[0], device=o.device)
+    dt = torch.empty(s.shape[0], device=o.device)
+    if s.shape[0] > 0:
+        _walk(grid, o, d, near, far, mode, perturb, u, offsets, counts, last_delta, length, s, t, dt)
+    return t, dt
+
+
 def occupied_length(grid: GridView, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float) -> torch.Tensor:
     """Occupied z-depth length L [B] of each ray (origins, dirs [B, 3]) inside [near, far]."""
     ensure_initialized()
@@ -315,10 +318,7 @@ def occupied_length(grid: GridView, origins: torch.Tensor, dirs: torch.Tensor, n
     n = o.shape[0]
     length = _buffers.empty("occupancy.length", (n,), torch.float32, o.device)
     if n > 0:
-        empty_f, empty_i = torch.empty(0, device=o.device), torch.empty(0, dtype=torch.int64, device=o.device)
-        launch(_runs_kernel, o, d, float(near), float(far), _box(grid, o.device), int(grid.resolution),
-               grid.bits.contiguous(), _LENGTH, False, torch.empty((0, 0), device=o.device), empty_i, empty_i, -1.0,
-               length, empty_f, empty_f, empty_f, serial_launch(n * int(grid.resolution)))
+        _walk(grid, o, d, near, far, _LENGTH, length=length)
     return length
 
 
@@ -334,34 +334,17 @@ def traverse_cells(
     ensure_initialized()
     _check_grid(grid, "traverse_cells")
     o, d = _rays(origins, dirs, near, far, "traverse_cells")
-    n, res, dev = o.shape[0], int(grid.resolution), o.device
-    box = _box(grid, dev)
+    n, dev = o.shape[0], o.device
     counts = torch.zeros(n, dtype=torch.int64, device=dev)
-    empty_i, empty_f = torch.empty(0, dtype=torch.int64, device=dev), torch.empty(0, device=dev)
-    serial = serial_launch(n * res)
     if n > 0:
-        launch(_cells_kernel, o, d, float(near), float(far), box, res, False, empty_i, counts, empty_i, empty_f,
-               empty_f, serial)
+        _walk(grid, o, d, near, far, _CELLS_COUNT, counts=counts)
     offsets = _exclusive_offsets(counts)
     k = int(counts.sum())
     cells = torch.empty(k, dtype=torch.int64, device=dev)
     t0, t1 = torch.empty(k, device=dev), torch.empty(k, device=dev)
     if k > 0:
-        launch(_cells_kernel, o, d, float(near), float(far), box, res, True, offsets, counts, cells, t0, t1, serial)
+        _walk(grid, o, d, near, far, _CELLS_EMIT, offsets=offsets, s=t0, t_out=t1, cells=cells)
     return cells, t0, t1, offsets, counts
-
-
-def _packed(grid, o, d, near, far, mode, perturb, u, offsets, counts, length, s, last_delta) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `_runs_kernel` in a placing mode -> t [M], dt [M] (M-sized outputs are not pooled: M varies)."""
-    m = s.shape[0]
-    t = torch.empty(m, device=o.device)
-    dt = torch.empty(m, device=o.device)
-    if m > 0:
-        launch(_runs_kernel, o, d, float(near), float(far), _box(grid, o.device), int(grid.resolution),
-               grid.bits.contiguous(), mode, bool(perturb), u, offsets.contiguous(), counts.contiguous(),
-               -1.0 if last_delta is None else float(last_delta), length.contiguous(), s, t, dt,
-               serial_launch(m + o.shape[0] * int(grid.resolution)))
-    return t, dt
 
 
 def sample_stratified(
@@ -399,7 +382,7 @@ def sample_stratified(
     else:
         u = torch.empty((0, 0), device=dev)
     s = torch.empty(m, device=dev)
-    t, dt = _packed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta)
+    t, dt = _placed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta)
     ray_index = torch.repeat_interleave(torch.arange(n, device=dev), counts)
     return PackedSamples(t=t, s=s, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=length)
 
@@ -424,16 +407,12 @@ def place(
     _check_grid(grid, "place")
     o, d = _rays(origins, dirs, near, far, "place")
     n = o.shape[0]
-    if s.dim() != 1 or offsets.shape != (n,) or counts.shape != (n,) or length.shape != (n,):
-        raise ValueError(
-            f"place: need s [M] and offsets, counts, length [{n}], got {list(s.shape)}, {list(offsets.shape)}, "
-            f"{list(counts.shape)}, {list(length.shape)}"
-        )
-    offsets, counts = offsets.to(torch.int64), counts.to(torch.int64)
-    if n > 0 and (int((offsets + counts).max()) > s.shape[0] or bool((offsets < 0).any()) or bool((counts < 0).any())):
-        raise ValueError(f"place: offsets/counts address samples outside s [{s.shape[0]}]")
+    if s.dim() != 1 or counts.shape != (n,) or length.shape != (n,):
+        raise ValueError(f"place: need s [M] and counts, length [{n}], got {list(s.shape)}, {list(counts.shape)}, "
+                         f"{list(length.shape)}")
+    offsets, counts = packed.check_packing(offsets, counts, s.shape[0], "place")
     s = s.detach().to(torch.float32).contiguous()
-    return _packed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets, counts,
+    return _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets, counts,
                    length.detach().to(torch.float32), s, last_delta)
 
 
@@ -456,8 +435,6 @@ def sample_importance(
     coarse positions in s, so the new samples fall in occupied space only; they are then mapped to
     t. Rays without coarse samples get none; rays with samples need at least 3.
     """
-    from taichi_kernels import packed
-
     s_all, offsets, counts = packed.importance(coarse.s, weights, coarse.offsets, coarse.counts, n_fine, perturb,
                                                generator)
     t, dt = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta)

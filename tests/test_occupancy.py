@@ -241,8 +241,12 @@ def test_all_occupied_importance_equals_padded(b, s, n_fine, perturb, seed):
     fine = occupancy.sample_importance(grid, o, d, near, far, coarse, w, n_fine, perturb, generator=gen(seed + 1))
     want = sampling.importance(coarse.t.reshape(b, s), w.reshape(b, s), n_fine, perturb, generator=gen(seed + 1))
     assert fine.counts.tolist() == [s + n_fine] * b
-    torch.testing.assert_close(fine.t.reshape(b, -1), want, rtol=1e-5, atol=1e-5)
-    dt = torch.cat([want[:, 1:] - want[:, :-1], far - want[:, -1:]], dim=1)
+    got = fine.t.reshape(b, -1)
+    t_coarse = coarse.t.reshape(b, s)
+    for r in range(b):  # in CDF space (see reference_grid.ray_cdf)
+        torch.testing.assert_close(rg.ray_cdf(t_coarse[r], w.reshape(b, s)[r], got[r]),
+                                   rg.ray_cdf(t_coarse[r], w.reshape(b, s)[r], want[r]), rtol=0, atol=2e-5)
+    dt = torch.cat([got[:, 1:] - got[:, :-1], far - got[:, -1:]], dim=1)  # occupied length = z-depth here
     torch.testing.assert_close(fine.dt.reshape(b, -1), dt, rtol=1e-4, atol=1e-5)
 
 

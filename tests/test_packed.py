@@ -140,7 +140,10 @@ def test_importance_with_equal_counts_equals_padded(b, s, n_fine, perturb, seed)
                                                  perturb, generator=gen(seed + 2))
     assert new_counts.tolist() == [s + n_fine] * b
     assert offsets.tolist() == [i * (s + n_fine) for i in range(b)]
-    torch.testing.assert_close(got.reshape(b, s + n_fine), want, rtol=1e-6, atol=1e-6)  # the same kernel code, up to an ulp
+    got = got.reshape(b, s + n_fine)
+    for r in range(b):  # the same rule, compiled apart: compared in CDF space (see the test below)
+        torch.testing.assert_close(rg.ray_cdf(t[r], w[r], got[r]), rg.ray_cdf(t[r], w[r], want[r]), rtol=0, atol=2e-5)
+    assert torch.isin(t, got).all()  # the coarse samples are kept
 
 
 @SETTINGS
@@ -158,10 +161,16 @@ def test_importance_with_random_counts_equals_reference(counts, n_fine, perturb,
     got = packed.importance(s, w, offsets, c, n_fine, perturb, generator=gen(seed + 2))
     want = rg.importance_packed(s, w, offsets, c, n_fine, perturb, generator=gen(seed + 2))
     assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])
-    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
-    for r in range(len(counts)):  # merged samples are sorted within each ray
+    for r in range(len(counts)):
         k = slice(int(got[1][r]), int(got[1][r] + got[2][r]))
-        assert bool((got[0][k][1:] >= got[0][k][:-1]).all())
+        assert bool((got[0][k][1:] >= got[0][k][:-1]).all())  # merged samples are sorted within each ray
+        if c[r] > 0:
+            # compared in CDF space, as test_sampling does: a float32 rounding of the CDF moves a sample in a
+            # near-empty bin (probability ~1e-5) by much of the bin, while its CDF value barely moves
+            kin = slice(int(offsets[r]), int(offsets[r] + c[r]))
+            torch.testing.assert_close(rg.ray_cdf(s[kin], w[kin], got[0][k]), rg.ray_cdf(s[kin], w[kin], want[0][k]),
+                                       rtol=0, atol=2e-5)
+
 
 
 def test_importance_needs_three_samples_per_ray():
