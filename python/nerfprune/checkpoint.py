@@ -8,6 +8,7 @@ the previous checkpoint intact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,12 @@ class Checkpoint:
     masks: dict[str, torch.Tensor]  # param name -> bool mask (empty when dense)
     scene_fingerprint: str  # fingerprint of the training images, to refuse resuming on other data
     extra: dict  # free-form JSON metadata (e.g. the pruning round)
+    grid: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # occupancy grid state (empty: none)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, group in (("model/", ckpt.model), ("optim/", ckpt.optimizer), ("mask/", ckpt.masks)):
+    for prefix, group in (("model/", ckpt.model), ("optim/", ckpt.optimizer), ("mask/", ckpt.masks), ("grid/", ckpt.grid)):
         for name, t in group.items():
             t = t.detach().cpu().contiguous()
             tensors[prefix + name] = t.to(torch.uint8) if t.dtype == torch.bool else t
@@ -65,7 +67,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a nerfprune checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
-    groups: dict[str, dict[str, torch.Tensor]] = {"model/": {}, "optim/": {}, "mask/": {}}
+    groups: dict[str, dict[str, torch.Tensor]] = {"model/": {}, "optim/": {}, "mask/": {}, "grid/": {}}
     for key, t in tensors.items():
         for prefix, group in groups.items():
             if key.startswith(prefix):
@@ -74,7 +76,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         return Checkpoint(
             iteration=int(meta["iteration"]), config=json.loads(meta["config"]), model=groups["model/"],
             optimizer=groups["optim/"], masks=groups["mask/"], scene_fingerprint=meta["scene_fingerprint"],
-            extra=json.loads(meta.get("extra", "{}")),
+            extra=json.loads(meta.get("extra", "{}")), grid=groups["grid/"],
         )
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({e})") from None

@@ -79,6 +79,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     _flag(p, RenderConfig, "n_coarse", default=None)
     _flag(p, RenderConfig, "n_fine", default=None)
     _flag(p, RenderConfig, "backend", default=None, choices=BACKENDS)
+    p.add_argument("--no-skip-empty", dest="skip_empty", action="store_const", const=False, default=None,
+                   help="ignore the model's occupancy grid and sample the whole of [near, far]")
     p.add_argument("--mlp-precision", dest="precision", default=None, choices=list(PRECISIONS),
                    help=f"{_choices_help(PRECISIONS)}")
     p.add_argument("--mlp-backward", dest="backward", default=None, choices=list(BACKWARDS),
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
+    p.add_argument("--occupancy", action="store_true",
+                   help="train with an occupancy grid: samples only in occupied space (Blender, built-in; docs/empty-space.md)")
     _render_args(p)
     _common(p)
 
@@ -202,7 +206,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
     """Set the render and MLP flags that were given on `cfg` (a TrainConfig); the others keep its values."""
-    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend")), (cfg.mlp, ("precision", "backward"))):
+    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend", "skip_empty")), (cfg.mlp, ("precision", "backward"))):
         for name in names:
             value = getattr(args, name, None)
             if value is not None:
@@ -220,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       block_workers=args.block_workers,
                       model=NerfModelConfig(preset=args.preset))
     _apply_render_flags(cfg, args)
+    cfg.occupancy.enabled = args.occupancy
     cfg.validate()
     scene = _scene(args)
     api.train(scene, cfg, out_dir=args.out, resume=not args.no_resume, progress=sys.stderr.isatty())

@@ -37,6 +37,7 @@ class RenderConfig:
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering math: "taichi" (kernels, default) or "torch" (the pure-torch references)
+    skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
@@ -89,9 +90,16 @@ def render_rays(
     Returns "rgb" [B, 3], "depth" [B], "opacity" [B] of the fine pass (coarse when
     n_fine = 0 or the model has no fine network) and "rgb_coarse" [B, 3].
     Samples are jittered only when `training`. `math` defaults to `cfg.math()`, `mlp` to the model's `mlp`.
+    A model with an occupancy grid (`model.grid`) samples only in occupied space when `cfg.skip_empty`
+    (`nerfprune.packed_renderer`; its output also has "samples", the MLP points evaluated).
     """
     math = math or cfg.math()
     mlp = mlp or model.mlp
+    grid = getattr(model, "grid", None)
+    if grid is not None and cfg.skip_empty:
+        from nerfprune.packed_renderer import render_rays_packed
+
+        return render_rays_packed(model, origins, dirs, background, near, far, cfg, grid, training, generator, math, mlp)
     b = origins.shape[0]
     ray_norm = dirs.norm(dim=-1)  # [B]
     dir_enc = math.positional_encoding(dirs / ray_norm[:, None], model.field_cfg.dir_frequencies)  # [B, Dd]

@@ -34,6 +34,21 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 @dataclass
+class OccupancyConfig:
+    """Empty-space skipping while training: an occupancy grid over the scene, refreshed from the field."""
+
+    enabled: bool = False  # train with an occupancy grid (samples only in occupied space; bounded scenes)
+    resolution: int = 128  # cells per axis of the grid
+    update_every: int = 16  # iterations between grid updates (nerfacc's default)
+    warmup_steps: int = 256  # until this iteration an update evaluates every cell (then a quarter + the occupied)
+
+    def validate(self) -> None:
+        if not 1 <= self.resolution <= 512 or self.update_every < 1 or self.warmup_steps < 0:
+            raise ConfigError(f"occupancy: need 1 <= resolution <= 512, update_every >= 1, warmup_steps >= 0 "
+                              f"(got {self.resolution}, {self.update_every}, {self.warmup_steps})")
+
+
+@dataclass
 class TrainConfig:
     """Everything that decides a training run."""
 
@@ -53,6 +68,7 @@ class TrainConfig:
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
     mlp: MLPConfig = field(default_factory=MLPConfig)  # how the MLP runs: precision, training backward
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
+    occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)  # empty-space skipping (off by default)
 
     def validate(self) -> None:
         if self.iterations < 0 or self.batch_size < 1:
@@ -68,6 +84,7 @@ class TrainConfig:
         self.model.field_config()
         self.mlp.validate()
         self.render.validate()
+        self.occupancy.validate()
 
     def points_per_block(self) -> int:
         """`block_points`, or when it is None the default for the network's width (`auto_block_points`)."""
@@ -157,6 +174,12 @@ class Trainer:
         self.iteration = 0
         self.fingerprint = scene_fingerprint(scene)
         self.math = cfg.render.math()  # the rendering-math backend every step runs on
+        if cfg.occupancy.enabled:
+            from nerfprune.occupancy import OccupancyGrid
+
+            train = scene.split("train")
+            self.model.grid = OccupancyGrid.from_cameras(scene.cameras.c2w[train], scene.cameras.near, scene.cameras.far,
+                                                         cfg.occupancy.resolution, seed=cfg.seed)
         self._apply_masks()
 
     # -- bookkeeping -------------------------------------------------------
@@ -175,6 +198,7 @@ class Trainer:
             iteration=self.iteration, config=to_dict(self.cfg), model=self.model.state_dict(),
             optimizer=flatten_adam_state(self.optimizer, self.names), masks=self.masks,
             scene_fingerprint=self.fingerprint, extra=self.extra,
+            grid={} if getattr(self.model, "grid", None) is None else self.model.grid.state_dict(),
         ))
         return self.checkpoint_path
 
@@ -194,6 +218,10 @@ class Trainer:
             raise CheckpointError(f"{self.checkpoint_path}: was written with different settings ({', '.join(diff)}); use another --out")
         self.model.load_state_dict(ckpt.model)
         restore_adam_state(self.optimizer, self.names, ckpt.optimizer)
+        if getattr(self.model, "grid", None) is not None:
+            if not ckpt.grid:
+                raise CheckpointError(f"{self.checkpoint_path}: has no occupancy grid, but the config asks for one")
+            self.model.grid.load_state_dict(ckpt.grid)
         self.masks = ckpt.masks
         self.iteration = ckpt.iteration
         log.info("resuming %s at iteration %d", self.checkpoint_path, self.iteration)
@@ -209,6 +237,10 @@ class Trainer:
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
         batch = batcher.batch(self.iteration).to_torch()
+        grid = getattr(self.model, "grid", None)
+        if grid is not None and self.iteration % cfg.occupancy.update_every == 0:
+            grid.update(lambda p: self.model.density(p, self.math.positional_encoding), self.iteration,
+                        warmup_steps=cfg.occupancy.warmup_steps)
         origins, dirs = self.math.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.iteration)
@@ -289,5 +321,9 @@ def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
         model.load_state_dict(ckpt.model)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved network config ({str(e).splitlines()[0]})") from None
+    if ckpt.grid:
+        from nerfprune.occupancy import OccupancyGrid
+
+        model.grid = OccupancyGrid.from_state_dict(ckpt.grid)
     model.eval()
     return model, cfg, ckpt
