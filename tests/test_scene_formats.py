@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfprune.scene import SceneConfig, detect_format, load_scene
+from nerfprune.scene import FORMATS, detect_format, format_help, load_scene
 from nerfprune.scene.builtin import look_at
 
 W, H = 12, 8
@@ -155,6 +155,21 @@ def test_npz_float_and_uint8_images(tmp_path) -> None:
     assert detect_format(tmp_path / "tiny.npz")[0] == "npz"
 
 
-def test_builtin_by_name_and_config() -> None:
-    scene = SceneConfig().load()
+def test_builtin_by_name() -> None:
+    scene = load_scene("builtin")
     assert scene.name == "builtin" and scene.images.shape[0] == len(scene.cameras)
+
+
+def test_format_registry_drives_detection_and_help(tmp_path) -> None:
+    names = [f.name for f in FORMATS]
+    assert names == ["blender", "ngp", "llff", "npz"]
+    assert [name for name, _ in format_help()] == names
+    assert all(help_text and "\n" not in help_text for _, help_text in format_help())
+    writers = {"blender": write_blender, "ngp": write_ngp, "llff": write_llff}
+    for name, write in writers.items():
+        root = write(tmp_path / name)
+        assert detect_format(root)[0] == name
+        assert load_scene(root).meta["format"] == name
+    assert detect_format(write_npz(tmp_path / "npz.npz"))[0] == "npz"
+    assert detect_format(tmp_path / "blender" / "transforms_val.json") == ("blender", tmp_path / "blender")
+    assert detect_format(tmp_path / "llff" / "poses_bounds.npy") == ("llff", tmp_path / "llff")

@@ -100,7 +100,7 @@ def original_llff_first_pose(raw: np.ndarray) -> np.ndarray:
 def test_fern_llff() -> None:
     root = scene_dir("fern")
     raw = np.load(root / "poses_bounds.npy")
-    assert len(read_llff(root, 1).paths) == 20
+    assert len(read_llff(root).paths) == 20
     scene = load_scene(root, views=[0, 8, 19])
     assert scene.images.shape == (3, 378, 504, 3)
     np.testing.assert_allclose(scene.cameras.fx, raw[[0, 8, 19], 14] * 504 / 4032, rtol=1e-6)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nerfprune import _native
+import nerfprune._native as _native
 from nerfprune.scene.types import Scene
 
 
