@@ -65,19 +65,25 @@ def _read(fp: BinaryIO, name: str) -> np.ndarray:
         raise SceneError(f"{name}: cannot read the array data: {e}") from None
 
 
+def _sniff(f: BinaryIO, name: str, kind: str) -> tuple[int, bytes]:
+    """(file size, first bytes) of the open file `f`, rewound; a zero-byte file is an error."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        raise SceneError(f"{name}: empty file (0 bytes), not a {kind}")
+    head = f.read(len(_NPY_MAGIC))
+    f.seek(0)
+    return size, head
+
+
 def load_npy(path: str | os.PathLike) -> np.ndarray:
     """The array in the `.npy` file `path`, its header checked against the file size first."""
     name = show(path)
     with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(len(_NPY_MAGIC))
-        if size == 0:
-            raise SceneError(f"{name}: empty file (0 bytes), not a .npy array")
+        size, head = _sniff(f, name, ".npy array")
         if head.startswith(_ZIP_MAGIC):
             raise SceneError(f"{name}: is an .npz (zip) archive, not a single .npy array")
         if head != _NPY_MAGIC:
             raise SceneError(f"{name}: not a .npy file (it does not start with the .npy magic bytes)")
-        f.seek(0)
         shape, dtype = _header(f, name)
         _check_size(shape, dtype, size - f.tell(), name)
         f.seek(0)
@@ -88,13 +94,9 @@ def load_npz(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, np.nda
     """The arrays `keys` of the `.npz` archive `path` (each must be present), headers checked first."""
     name = show(path)
     with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(len(_NPY_MAGIC))
-        if size == 0:
-            raise SceneError(f"{name}: empty file (0 bytes), not a .npz archive")
+        size, head = _sniff(f, name, ".npz archive")
         if head == _NPY_MAGIC:
             raise SceneError(f"{name}: is a single .npy array, not an .npz archive")
-        f.seek(0)
         try:
             archive = zipfile.ZipFile(f)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:

@@ -172,8 +172,11 @@ def load_scene(
     if frames.images is not None:
         native = (frames.images.shape[2], frames.images.shape[1])
     else:
-        for p in paths:  # only regular files reach the decoder
-            check_regular(p)
+        for i, p in zip(idx.tolist(), paths):  # only regular files reach the decoder
+            try:
+                check_regular(p)
+            except SceneError as e:
+                raise SceneError(f"{frames.label(i)}: {e}") from None
         native = probe_image(paths[0])[:2]
     intr = _intrinsics(frames, idx, native, remaining)  # intrinsics are stated for `native`
     labels = [frames.label(i) for i in idx.tolist()]

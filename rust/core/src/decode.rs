@@ -30,28 +30,23 @@ pub const MAX_FILE_BYTES: u64 = 1 << 31;
 /// `O_NONBLOCK` where its value is known (Linux on the common architectures): opening a FIFO
 /// then returns at once instead of waiting for a writer. Elsewhere 0, and the `stat` before
 /// opening is what keeps FIFOs out.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-)))]
-const O_NONBLOCK: i32 = 0;
+#[cfg_attr(not(unix), allow(dead_code))]
+const fn nonblocking_flag() -> i32 {
+    if cfg!(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    )) {
+        0o4000
+    } else {
+        0
+    }
+}
 
 fn file_kind(ft: std::fs::FileType) -> &'static str {
     #[cfg(unix)]
@@ -96,7 +91,7 @@ pub fn open_regular(path: &str) -> CoreResult<(File, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(O_NONBLOCK);
+        options.custom_flags(nonblocking_flag());
     }
     let file = options.open(path).map_err(|e| CoreError::io(path, &e))?;
     let meta = file.metadata().map_err(|e| CoreError::io(path, &e))?;

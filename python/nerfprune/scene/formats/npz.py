@@ -51,6 +51,8 @@ def read_npz(path: Path, options: ReadOptions = ReadOptions()) -> Frames:
         raise SceneError(f"{path}: 'poses' must be real numbers of shape [{n}, 4, 4], got {poses.dtype} {poses.shape}")
     if focal.shape not in ((), (1,), (n,)) or not real(focal):
         raise SceneError(f"{path}: 'focal' must be a number or [{n}] numbers, got {focal.dtype} {focal.shape}")
+    if not np.isfinite(focal).all():
+        raise SceneError(f"{path}: 'focal' is NaN or infinite")
     poses = poses.astype(np.float64)
     where = [f"{path}: view {i}" for i in range(n)]
     if not np.isfinite(poses).all():
