@@ -95,12 +95,7 @@ def exists(path: str | os.PathLike) -> bool:
     Used for format detection: a FIFO named `transforms.json` is detected as instant-ngp and
     then refused by `open_regular` with a message saying it is a FIFO, not silently skipped.
     """
-    try:
-        return os.path.lexists(_check_name(path))
-    except SceneError:
-        raise
-    except (OSError, ValueError):
-        return False
+    return os.path.lexists(_check_name(path))  # lexists itself reports OS errors as False
 
 
 def check_regular(path: str | os.PathLike) -> os.stat_result:

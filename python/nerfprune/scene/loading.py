@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ def load_scene(
         raise ValueError(f"holdout_every must be an integer >= 2, got {holdout_every!r}")
     if not isinstance(allow_outside_paths, bool):
         raise ValueError(f"allow_outside_paths must be True or False, got {allow_outside_paths!r}")
-    if isinstance(path, str) and path == "builtin":
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path) == "builtin":
         return make_builtin_scene()
     fmt, where = detect(path)
     frames = fmt.read(where, ReadOptions(factor=factor, allow_outside_paths=allow_outside_paths))
