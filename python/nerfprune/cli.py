@@ -62,10 +62,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _scene_args(p: argparse.ArgumentParser) -> None:
+    from nerfprune.scene.formats import format_help
     from nerfprune.scene.loading import BACKGROUNDS
 
+    formats = "; ".join(f"{name}: {text}" for name, text in format_help())
     p.add_argument("--scene", default="builtin",
-                   help="scene folder or file (Blender, instant-ngp/nerfstudio, LLFF, npz), or 'builtin' (default)")
+                   help=f"scene folder or file, or 'builtin' (default: the generated scene). Formats: {formats}".replace("%", "%%"))
     p.add_argument("--factor", type=int, default=1, help="downscale the scene's images by this integer factor")
     p.add_argument("--background", default="white", choices=list(BACKGROUNDS),
                    help="colour composited behind transparent pixels")

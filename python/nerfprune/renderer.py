@@ -120,9 +120,14 @@ def render_view(
     mlp: MLPConfig | None = None,
 ) -> dict[str, np.ndarray]:
     """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)."""
+    from nerfprune.scene.validate import validate_camera
+
     math = math or cfg.math()
     w, h = int(cameras.width[index]), int(cameras.height[index])
     dist = None if cameras.distortion is None else torch.from_numpy(cameras.distortion[index])
+    validate_camera(cameras.c2w[index], float(cameras.fx[index]), float(cameras.fy[index]), float(cameras.cx[index]),
+                    float(cameras.cy[index]), w, h, cameras.near, cameras.far, where=f"camera {index}",
+                    distortion=None if cameras.distortion is None else cameras.distortion[index])
     origins, dirs = math.view_rays(
         torch.from_numpy(np.ascontiguousarray(cameras.c2w[index])), float(cameras.fx[index]), float(cameras.fy[index]),
         float(cameras.cx[index]), float(cameras.cy[index]), w, h, dist,
