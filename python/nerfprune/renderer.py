@@ -37,12 +37,13 @@ class RenderConfig:
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering math: "taichi" (kernels, default) or "torch" (the pure-torch references)
+    round_samples: int = 16  # inference: samples per ray per marching round; rays whose transmittance fell below early_stop_eps stop (0: all at once)
     skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown render backend '{self.backend}': choose one of {', '.join(BACKENDS)}")
-        if self.n_coarse < 1 or self.n_fine < 0 or self.chunk < 1 or self.ray_chunk < 1:
+        if self.n_coarse < 1 or self.n_fine < 0 or self.chunk < 1 or self.ray_chunk < 1 or self.round_samples < 0:
             raise ConfigError("n_coarse, chunk and ray_chunk must be >= 1 and n_fine >= 0")
 
     def math(self) -> RenderMath:
@@ -71,13 +72,25 @@ def _shade(
     dir_enc: torch.Tensor, ray_norm: torch.Tensor, background: torch.Tensor, cfg: RenderConfig,
     math: RenderMath, mlp: MLPConfig, training: bool,
 ) -> dict[str, torch.Tensor]:
-    """Evaluate one network at samples t [B, S] and composite."""
+    """Evaluate one network at samples t [B, S] and composite.
+
+    Rendering (not training) with early termination marches the rays in rounds (`nerfprune.marching`):
+    the MLP runs only for rays still visible; the image is the one of evaluating every sample.
+    """
+    if not training and cfg.early_stop_eps > 0 and cfg.round_samples > 0:
+        from nerfprune.marching import packed_from_padded
+        from nerfprune.packed_renderer import shade_packed
+
+        samples = packed_from_padded(t.contiguous(), cfg.last_delta)
+        (colour, depth, opacity, weights), n = shade_packed(model, which, origins, dirs, samples, dir_enc, ray_norm,
+                                                            background, cfg, math, mlp, training)
+        return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights.reshape(t.shape), "samples": n}
     sigma, rgb = field_at_samples(model, which, origins, dirs, t, dir_enc, cfg, math, mlp)
     colour, depth, opacity, weights = math.composite(
         sigma.contiguous(), rgb.contiguous(), t.contiguous(), ray_norm, background,
         last_delta=cfg.last_delta, early_stop_eps=0.0 if training else cfg.early_stop_eps,
     )
-    return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights}
+    return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights, "samples": t.numel()}
 
 
 def render_rays(
@@ -105,11 +118,12 @@ def render_rays(
     dir_enc = math.positional_encoding(dirs / ray_norm[:, None], model.field_cfg.dir_frequencies)  # [B, Dd]
     t_coarse = math.stratified(b, cfg.n_coarse, near, far, training, lindisp=cfg.lindisp, generator=generator)
     coarse = _shade(model, "coarse", origins, dirs, t_coarse, dir_enc, ray_norm, background, cfg, math, mlp, training)
-    out = {"rgb_coarse": coarse["rgb"], "rgb": coarse["rgb"], "depth": coarse["depth"], "opacity": coarse["opacity"]}
+    out = {"rgb_coarse": coarse["rgb"], "rgb": coarse["rgb"], "depth": coarse["depth"], "opacity": coarse["opacity"],
+           "samples": coarse["samples"]}
     if cfg.n_fine > 0 and model.fine is not None:
         t_all = math.importance(t_coarse, coarse["weights"].detach(), cfg.n_fine, training, generator=generator)
         fine = _shade(model, "fine", origins, dirs, t_all, dir_enc, ray_norm, background, cfg, math, mlp, training)
-        out.update(rgb=fine["rgb"], depth=fine["depth"], opacity=fine["opacity"])
+        out.update(rgb=fine["rgb"], depth=fine["depth"], opacity=fine["opacity"], samples=out["samples"] + fine["samples"])
     return out
 
 
@@ -119,7 +133,8 @@ def render_view(
     background: tuple[float, float, float] = (1.0, 1.0, 1.0), *, math: RenderMath | None = None,
     mlp: MLPConfig | None = None,
 ) -> dict[str, np.ndarray]:
-    """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)."""
+    """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)
+    and "mlp_samples_per_ray" (float: MLP evaluations per pixel, coarse + fine)."""
     from nerfprune.scene.validate import validate_camera
 
     math = math or cfg.math()
@@ -134,13 +149,16 @@ def render_view(
     )
     bg = torch.tensor(background, dtype=torch.float32)
     parts: dict[str, list[torch.Tensor]] = {"rgb": [], "depth": [], "opacity": []}
+    samples = 0
     for start in range(0, origins.shape[0], cfg.ray_chunk):
         out = render_rays(model, origins[start:start + cfg.ray_chunk], dirs[start:start + cfg.ray_chunk], bg,
                           cameras.near, cameras.far, cfg, training=False, math=math, mlp=mlp)
         for key in parts:
             parts[key].append(out[key])
+        samples += out["samples"]
     return {
         "rgb": torch.cat(parts["rgb"]).reshape(h, w, 3).clamp(0, 1).numpy(),
         "depth": torch.cat(parts["depth"]).reshape(h, w).numpy(),
         "opacity": torch.cat(parts["opacity"]).reshape(h, w).numpy(),
+        "mlp_samples_per_ray": samples / max(h * w, 1),  # MLP evaluations per pixel, coarse + fine
     }
