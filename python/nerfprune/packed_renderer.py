@@ -28,7 +28,12 @@ def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Te
     """Density sigma [n] (ReLU applied) and colour rgb [n, 3] of network `which` at n samples (t [n] on rays ray_index [n])."""
     points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
     pos_enc = math.positional_encoding(points, model.field_cfg.pos_frequencies)  # [n, P]
-    sigma_raw, rgb = run_network(model.network(which), pos_enc, dir_enc[ray_index], chunk, mlp.precision)
+    net = model.network(which)
+    if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
+            and torch.is_grad_enabled()):  # training: the hand-written gradient, direction term once per ray
+        sigma_raw, rgb = net.forward_rays(pos_enc, dir_enc, ray_index)
+        return torch.relu(sigma_raw[:, 0]), rgb
+    sigma_raw, rgb = run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
     return torch.relu(sigma_raw), rgb
 
 

@@ -37,7 +37,7 @@ class RenderConfig:
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering math: "taichi" (kernels, default) or "torch" (the pure-torch references)
-    round_samples: int = 16  # inference: samples per ray per marching round; rays whose transmittance fell below early_stop_eps stop (0: all at once)
+    round_samples: int = 32  # inference: samples per ray per marching round; rays whose transmittance fell below early_stop_eps stop (0: all at once)
     skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:

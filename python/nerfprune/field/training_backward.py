@@ -76,7 +76,10 @@ class _HandwrittenNerfMLP(torch.autograd.Function):
         w_view_feat, w_view_dir = _split_input(w_view, feat.shape[1])
         per_ray = torch.addmm(b_view, dir_enc, w_view_dir.t())  # [B, W/2]: direction term, once per ray
         view = torch.mm(feat, w_view_feat.t())  # [M, W/2]
-        view.view(rays, samples, -1).add_(per_ray[:, None, :])
+        if isinstance(samples, int):  # S samples per ray, ray-major
+            view.view(rays, samples, -1).add_(per_ray[:, None, :])
+        else:  # packed: samples is the ray index [M] of every point
+            view.add_(per_ray.index_select(0, samples))
         view = view.relu_()
         rgb = torch.addmm(b_rgb, view, w_rgb.t()).sigmoid_()  # [M, 3]
         ctx.samples, ctx.skips, ctx.n_pts, ctx.names = samples, skips, n_pts, names
@@ -106,7 +109,10 @@ class _HandwrittenNerfMLP(torch.autograd.Function):
         put("rgb", g_z.t().mm(view), g_z.sum(0))
         # colour layer: view = relu(feat W_vf^T + per-ray (dir W_vd^T + b))
         g_z = _relu_backward_(g_z.mm(w_rgb), view)  # [M, W/2]
-        g_ray = g_z.view(rays, samples, -1).sum(1)  # [B, W/2]
+        if isinstance(samples, int):
+            g_ray = g_z.view(rays, samples, -1).sum(1)  # [B, W/2]
+        else:
+            g_ray = g_z.new_zeros(rays, g_z.shape[1]).index_add_(0, samples, g_z)
         w_view_feat, w_view_dir = _split_input(w_view, feat.shape[1])
         put("views.0", torch.cat([g_z.t().mm(feat), g_ray.t().mm(dir_enc)], dim=1), g_ray.sum(0))
         g_dir = g_ray.mm(w_view_dir) if need_dir else None
@@ -141,15 +147,18 @@ class _HandwrittenNerfMLP(torch.autograd.Function):
 
 
 def forward_rays(
-    net: NerfMLP, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int,
+    net: NerfMLP, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int | torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluate `net` on the S = `samples` points of each of B rays.
+    """Evaluate `net` on the S = `samples` points of each of B rays, or on packed points of rays `samples` [M].
 
-    pos_enc [B*S, P] ray-major; dir_enc [B, D] (one per ray) -> sigma_raw [B*S, 1], rgb [B*S, 3].
-    Same values as `net(pos_enc, dir_enc.repeat_interleave(S, 0))`, gradients by hand.
+    pos_enc [B*S, P] ray-major (or [M, P] packed); dir_enc [B, D] (one per ray) -> sigma_raw [., 1], rgb [., 3].
+    Same values as `net(pos_enc, dir_enc.repeat_interleave(S, 0))` (packed: `dir_enc[samples]`), gradients by hand.
     """
     rays = dir_enc.shape[0]
-    if pos_enc.shape[0] != rays * samples:
+    if torch.is_tensor(samples):
+        if samples.shape != (pos_enc.shape[0],):
+            raise ValueError(f"forward_rays: ray index of shape {list(samples.shape)} for {pos_enc.shape[0]} points")
+    elif pos_enc.shape[0] != rays * samples:
         raise ValueError(f"forward_rays: {pos_enc.shape[0]} points is not {rays} rays x {samples} samples")
     return _HandwrittenNerfMLP.apply(pos_enc, dir_enc, samples, tuple(net.cfg.skips), net.topology.names,
                                      *_layer_params(net))
