@@ -20,8 +20,13 @@ from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 
 def _uniforms(name: str, shape: tuple[int, int], generator: torch.Generator | None, device) -> torch.Tensor:
-    """The same numbers as `torch.rand(shape, generator=generator)`, drawn into a pooled buffer."""
-    return _buffers.empty(name, shape, torch.float32, torch.device(device)).uniform_(0.0, 1.0, generator=generator)
+    """The same numbers as `reference.uniforms(shape, generator, device)`, drawn into a pooled buffer.
+
+    They are drawn on the generator's device (the CPU for None, as the trainer's generators are),
+    then moved to `device`: a run draws the same jitter whether its kernels run on the CPU or on CUDA.
+    """
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    return _buffers.empty(name, shape, torch.float32, draw_on).uniform_(0.0, 1.0, generator=generator).to(device)
 
 
 @ti.func
@@ -72,7 +77,8 @@ def stratified(
     Deterministic (evaluation): n_samples points evenly spaced from near to far inclusive,
     in depth, or in disparity 1/t when `lindisp` (needs near > 0). `perturb` (training):
     each sample uniform in its bin, the bins being bounded by midpoints between neighbouring
-    deterministic points; the uniforms are one `torch.rand([n_rays, n_samples], generator)`.
+    deterministic points; the uniforms are one `torch.rand([n_rays, n_samples], generator)`
+    draw on the generator's device, moved to `device` (where the result lives).
     The result is a pooled buffer, reused once dropped (see `_buffers`).
     """
     ensure_initialized()
