@@ -63,7 +63,8 @@ TOLERANCES = {"rays": 1e-4, "view_rays": 1e-4, "stratified": 1e-4, "importance":
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each phase is: FULL sized for an H200 in about 5 minutes, DRY for 2 CPU cores in under a minute."""
+    """How big each phase is: FULL for an H200 in under 5 minutes (an estimate: not yet measured there),
+    DRY for 2 CPU cores in under a minute."""
 
     scene: dict  # BuiltinSceneConfig fields
     test_files: tuple[str, ...]  # kernel property tests run in the tests phase
@@ -87,8 +88,8 @@ FULL = Sizes(
 )
 DRY = Sizes(
     scene={"width": 16, "height": 16, "n_views": 12, "n_test": 2}, test_files=("tests/test_backend.py",),
-    tests_timeout_s=120.0, kernel_rays=256, iterations=24, window=6, batch_size=64, samples={"small": (8, 8), "nerf": (8, 8)},
-    lr=2e-3, bench_warmup=1, bench_steps=2, render_repeats=1,
+    tests_timeout_s=120.0, kernel_rays=256, iterations=24, window=6, batch_size=64,
+    samples={"small": (8, 8), "nerf": (8, 8)}, lr=2e-3, bench_warmup=1, bench_steps=2, render_repeats=1,
 )
 
 
@@ -231,7 +232,8 @@ def phase_kernels(ctx: Context) -> dict:
         refused = True
         say(f"  a {stray.device} tensor is refused: {e}")
     ok = refused and all(value <= TOLERANCES[name] for name, value in diffs.items())
-    return {"ok": ok, "max_abs_diff": diffs, "tolerances": {k: TOLERANCES[k] for k in diffs}, "wrong_device_refused": refused}
+    return {"ok": ok, "max_abs_diff": diffs, "tolerances": {k: TOLERANCES[k] for k in diffs},
+            "wrong_device_refused": refused}
 
 
 def _train_config(ctx: Context, preset: str, pipeline: str):
@@ -245,18 +247,25 @@ def _train_config(ctx: Context, preset: str, pipeline: str):
     return cfg
 
 
-def phase_train(ctx: Context) -> dict:
-    """Train both presets with nerfprune's pipeline; the loss must fall; the checkpoint must round-trip."""
+def _trainer(ctx: Context, cfg, pipeline: str, name: str) -> tuple:
+    """A Trainer on the device, the pipeline's batcher and the cameras on the device: what `Trainer.step` takes."""
     from bench_train import pipeline_batcher
 
-    from nerfprune.training import Trainer, camera_tensors, load_model
+    from nerfprune.training import Trainer, camera_tensors
+
+    trainer = Trainer(ctx.scene, cfg, ctx.work / name, device=str(ctx.device))
+    return trainer, pipeline_batcher(ctx.scene, pipeline, ctx.sizes.batch_size), camera_tensors(ctx.scene, trainer.device)
+
+
+def phase_train(ctx: Context) -> dict:
+    """Train both presets with nerfprune's pipeline; the loss must fall; the checkpoint must round-trip."""
+    from nerfprune.training import load_model
 
     sizes, results, ok = ctx.sizes, {}, True
     for preset in PRESETS:
         cfg = _train_config(ctx, preset, "nerfprune")
         cfg.iterations = sizes.iterations  # the learning rate decays over the run, as in `nerfprune train`
-        trainer = Trainer(ctx.scene, cfg, ctx.work / preset, device=str(ctx.device))
-        batcher, cams = pipeline_batcher(ctx.scene, "nerfprune", sizes.batch_size), camera_tensors(ctx.scene, trainer.device)
+        trainer, batcher, cams = _trainer(ctx, cfg, "nerfprune", preset)
         losses, stamps = [], [time.perf_counter()]
         while trainer.iteration < sizes.iterations:
             losses.append(trainer.step(batcher, cams)[0])
@@ -272,13 +281,14 @@ def phase_train(ctx: Context) -> dict:
         path = trainer.save()
         on_device, _, _ = load_model(path, device=str(ctx.device))
         on_cpu, _, _ = load_model(path, device="cpu")
-        saved = trainer.model.state_dict()
-        roundtrip = all(torch.equal(saved[k], on_device.state_dict()[k]) and torch.equal(saved[k].cpu(), on_cpu.state_dict()[k])
-                        for k in saved) and on_cpu.device.type == "cpu" and on_device.device.type == ctx.device.type
+        saved, back, back_cpu = (m.state_dict() for m in (trainer.model, on_device, on_cpu))
+        roundtrip = (on_cpu.device.type == "cpu" and on_device.device.type == ctx.device.type
+                     and all(torch.equal(saved[k], back[k]) and torch.equal(saved[k].cpu(), back_cpu[k]) for k in saved))
         say(f"  {preset:6s} {done} iterations in {stamps[-1] - stamps[0]:.1f} s ({rate:.1f} it/s after {warm}): "
             f"loss {first:.4f} (first {w}) -> {last:.4f} (last {w}), fell: {fell}; checkpoint round trip: {roundtrip}")
         results[preset] = {"iterations": done, "loss_first": first, "loss_last": last, "fell": fell, "it_per_s": rate,
-                           "seconds": stamps[-1] - stamps[0], "checkpoint_roundtrip": roundtrip, "losses_every_10": losses[::10]}
+                           "seconds": stamps[-1] - stamps[0], "checkpoint_roundtrip": roundtrip,
+                           "losses_every_10": losses[::10]}
         ok = ok and fell and roundtrip
         ctx.models[preset] = trainer.model.eval()
     return {"ok": ok, **results}
@@ -306,7 +316,8 @@ def phase_render(ctx: Context) -> dict:
     image = render_view(model, ctx.scene.cameras, view, cfg, background=ctx.scene.background)
     seconds = time.perf_counter() - start
     png = write_png(ctx.out / "render_small.png", image["rgb"])
-    on_cpu = render_view(copy.deepcopy(model).cpu(), ctx.scene.cameras, view, cfg, background=ctx.scene.background, math=TORCH)
+    on_cpu = render_view(copy.deepcopy(model).cpu(), ctx.scene.cameras, view, cfg, background=ctx.scene.background,
+                         math=TORCH)
     diff = {k: float(abs(image[k] - on_cpu[k]).max()) for k in ("rgb", "opacity")}
     quality = psnr(image["rgb"], ctx.scene.images_float([view])[0])
     say(f"  test view {view} ({ctx.scene.width}x{ctx.scene.height}) in {seconds:.2f} s -> {png}; PSNR {quality:.2f} dB; "
@@ -317,11 +328,8 @@ def phase_render(ctx: Context) -> dict:
 
 def phase_bench(ctx: Context) -> dict:
     """Training it/s and render s/view: nerfprune against the pure-torch pipeline, both presets, same device."""
-    from bench_train import pipeline_batcher
-
     from nerfprune.metrics import time_repeated
     from nerfprune.renderer import render_view
-    from nerfprune.training import Trainer, camera_tensors
 
     sizes, rows = ctx.sizes, {}
     view = int(ctx.scene.split("test")[0])
@@ -331,8 +339,7 @@ def phase_bench(ctx: Context) -> dict:
                 say(f"  {preset} {pipeline}: skipped, the time budget is spent")
                 continue
             cfg = _train_config(ctx, preset, pipeline)
-            trainer = Trainer(ctx.scene, cfg, ctx.work / f"bench-{preset}-{pipeline}", device=str(ctx.device))
-            batcher, cams = pipeline_batcher(ctx.scene, pipeline, sizes.batch_size), camera_tensors(ctx.scene, trainer.device)
+            trainer, batcher, cams = _trainer(ctx, cfg, pipeline, f"bench-{preset}-{pipeline}")
             for _ in range(sizes.bench_warmup):
                 trainer.step(batcher, cams)
             sync(ctx.device)
@@ -362,7 +369,8 @@ def phase_bench(ctx: Context) -> dict:
     return {"ok": len(rows) == len(PRESETS) * len(BENCH_PIPELINES), "rows": rows, "ratios": ratios}
 
 
-PHASES = {"tests": phase_tests, "kernels": phase_kernels, "train": phase_train, "render": phase_render, "bench": phase_bench}
+PHASES = {"tests": phase_tests, "kernels": phase_kernels, "train": phase_train, "render": phase_render,
+          "bench": phase_bench}
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -384,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="the same code paths on the CPU, tiny sizes")
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for gpu_check.json and the PNG (default: $OUT)")
-    p.add_argument("--budget-s", type=float, default=None, help="seconds for the whole check (default: 330, dry run 90)")
+    p.add_argument("--budget-s", type=float, default=None, help="seconds for the whole check (default: 300, dry run 90)")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
     args = p.parse_args(argv)
     if not args.out:
@@ -404,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 
     sizes = DRY if args.dry_run else FULL
-    budget = Budget(args.budget_s or (90.0 if args.dry_run else 330.0))
+    budget = Budget(args.budget_s or (90.0 if args.dry_run else 300.0))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"mode": "dry-run" if args.dry_run else "cuda", "device": str(device), "taichi_arch": arch,
@@ -418,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.phases.split(","):
             need = sizes.min_seconds.get(name, 0.0)
             if budget.left() < need:
-                say(f"== {name}: SKIPPED: {budget.left():.0f} s left of the {budget.seconds:.0f} s budget, it needs about {need:.0f} s")
+                say(f"== {name}: SKIPPED: {max(budget.left(), 0):.0f} s left of the {budget.seconds:.0f} s budget, "
+                    f"it needs about {need:.0f} s")
                 result["phases"][name] = {"ok": False, "skipped": True, "seconds": 0.0}
                 continue
             say(f"== {name} (at {budget.elapsed():.1f} s)")
