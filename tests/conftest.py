@@ -74,7 +74,11 @@ def _on_device(fn, device: str):
     return call
 
 
-if KERNEL_DEVICE:  # before the test modules import the kernels (some bind them by name)
+if not KERNEL_DEVICE:
+    # Everywhere else the tests run on the CPU, as in CI: on a GPU machine Taichi's "auto" would pick CUDA
+    # while the tests make CPU tensors, which the kernels refuse.
+    os.environ.setdefault("NERFPRUNE_TI_ARCH", "cpu")
+else:  # before the test modules import the kernels (some bind them by name)
     for _module, _names in KERNEL_ENTRY_POINTS.items():
         _mod = importlib.import_module(f"taichi_kernels.{_module}")
         for _name in _names:
