@@ -77,19 +77,21 @@ class Sizes:
     lr: float | None  # Adam learning rate; None: TrainConfig's
     bench_warmup: int  # untimed training steps per pipeline
     bench_steps: int  # timed training steps per pipeline
-    render_repeats: int  # timed renders per pipeline (after one warm-up)
+    render_repeats: int  # timed renders per pipeline
+    render_warmup: int  # untimed renders per pipeline before those
     min_seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds it needs at least; less left: skipped
 
 
 FULL = Sizes(
     scene={"width": 100, "height": 100, "n_views": 40, "n_test": 8}, test_files=TEST_FILES, tests_timeout_s=150.0,
-    kernel_rays=1 << 16, iterations=300, window=50, batch_size=1024, samples=None, lr=None, bench_warmup=3, bench_steps=20,
-    render_repeats=5, min_seconds={"tests": 60, "kernels": 20, "train": 60, "render": 10, "bench": 30},
+    kernel_rays=1 << 16, iterations=300, window=50, batch_size=1024, samples=None, lr=None, bench_warmup=3,
+    bench_steps=20, render_repeats=5, render_warmup=1, min_seconds={"tests": 60, "kernels": 20, "train": 60, "render": 10, "bench": 30},
 )
 DRY = Sizes(
     scene={"width": 16, "height": 16, "n_views": 12, "n_test": 2}, test_files=("tests/test_backend.py",),
     tests_timeout_s=120.0, kernel_rays=256, iterations=24, window=6, batch_size=64,
-    samples={"small": (8, 8), "nerf": (8, 8)}, lr=2e-3, bench_warmup=1, bench_steps=2, render_repeats=1,
+    samples={"small": (8, 8), "nerf": (8, 8)}, lr=2e-3, bench_warmup=1, bench_steps=1, render_repeats=1,
+    render_warmup=0,
 )
 
 
@@ -351,7 +353,7 @@ def phase_bench(ctx: Context) -> dict:
             model = copy.deepcopy(_model(ctx, preset))
             model.mlp = cfg.mlp
             timing = time_repeated(lambda: render_view(model, ctx.scene.cameras, view, cfg.render, ctx.scene.background),
-                                   repeats=sizes.render_repeats, warmup=1)
+                                   repeats=sizes.render_repeats, warmup=sizes.render_warmup)
             rows[f"{preset}/{pipeline}"] = {"train_it_per_s": it_per_s, "render_s_per_view": timing.median}
     say(f"  {'preset':8s} {'pipeline':10s} {'train it/s':>11s} {'render s/view':>14s}   "
         f"(batch {sizes.batch_size} rays, {ctx.scene.width}x{ctx.scene.height} views, {ctx.device.type})")
