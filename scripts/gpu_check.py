@@ -325,7 +325,8 @@ def phase_render(ctx: Context) -> dict:
     say(f"  test view {view} ({ctx.scene.width}x{ctx.scene.height}) in {seconds:.2f} s -> {png}; PSNR {quality:.2f} dB; "
         f"against the CPU torch references: rgb {diff['rgb']:.2e}, opacity {diff['opacity']:.2e} max abs")
     return {"ok": diff["rgb"] <= TOLERANCES["render_rgb"], "view": view, "png": png.name, "psnr": quality,
-            "max_abs_diff_vs_cpu": diff, "seconds_first_render": seconds}
+            "max_abs_diff_vs_cpu": diff, "seconds_first_render": seconds,
+            "mlp_samples_per_ray": image["mlp_samples_per_ray"]}
 
 
 def phase_bench(ctx: Context) -> dict:
