@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export TI_CPU_MAX_NUM_THREADS ?= 2
 export ENABLE_TAICHI_HEADER_PRINT ?= 0
 
-.PHONY: setup demo test test-rust test-python wheel-test bench lint clean
+.PHONY: setup demo test test-rust test-python wheel-test bench lint clean gpu-check
 
 setup:
 	@$(VENV_CMD) >/dev/null
@@ -27,6 +27,12 @@ test:
 bench:
 	@venv=$$($(VENV_CMD))
 	for b in benchmarks/bench_*.py; do echo "== $$b"; "$$venv/bin/python" "$$b"; done
+
+# On the GPU machine (docs/gpu.md): installs the wheels carried in .whl/ and checks kernels, training and
+# rendering on CUDA against the CPU; GPU_CHECK_ARGS=--dry-run runs the same on the CPU of this machine.
+gpu-check:
+	@if [[ " $(GPU_CHECK_ARGS) " == *" --dry-run "* ]]; then export PYTHON="$$($(VENV_CMD))/bin/python"; fi
+	scripts/gpu_check.sh --out "$${OUT:-outputs/gpu-check}" $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf target python/nerfprune/_native*.so outputs

@@ -62,7 +62,7 @@ def main() -> None:
         name, cfg = variant_config(spec)
         trainer = Trainer(scene, cfg, tempfile.mkdtemp(prefix="nerfprune-ab-"))
         batcher = RayBatcher(scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed)
-        runs[name] = (trainer, batcher, camera_tensors(scene), [])
+        runs[name] = (trainer, batcher, camera_tensors(scene, trainer.device), [])
     for it in range(args.iterations + 2):
         for trainer, batcher, cams, times in runs.values():
             start = time.perf_counter()

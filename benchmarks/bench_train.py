@@ -61,7 +61,8 @@ class TorchBatcher:
         view = self.views[torch.randint(len(self.views), (n,), generator=g)]
         row, col = torch.randint(h, (n,), generator=g), torch.randint(w, (n,), generator=g)
         batch = SimpleNamespace(view=view, row=row, col=col, rgb=self.images[view, row, col], background=torch.ones(n, 3))
-        batch.to_torch = lambda: batch
+        batch.to_torch = lambda device="cpu": SimpleNamespace(**{k: v.to(device) for k, v in vars(batch).items()
+                                                                 if torch.is_tensor(v)})
         return batch
 
 
@@ -100,6 +101,24 @@ ABLATIONS = {"nerfprune_1worker": "one block worker", "nerfprune_1block": "no bl
 SHARES_FROM = "nerfprune_1worker"  # stage shares of nerfprune's step, from the row whose stages do not overlap
 
 
+def pipeline_config(preset: str, pipeline: str, batch_size: int = 1024, block_points: int | None = None) -> TrainConfig:
+    """The TrainConfig of `pipeline` (a PIPELINES key) for `preset` (a SETTINGS key); block_points None: the default."""
+    backend, _, blocked, precision, mlp_backward, workers = PIPELINES[pipeline]
+    n_coarse, n_fine = SETTINGS[preset]
+    cfg = TrainConfig(iterations=10**6, batch_size=batch_size, model=NerfModelConfig(preset=preset),
+                      mlp=MLPConfig(precision=precision, backward=mlp_backward),
+                      render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend), block_workers=workers)
+    cfg.block_points = (block_points if block_points is not None else cfg.points_per_block()) if blocked else 0
+    return cfg
+
+
+def pipeline_batcher(scene, pipeline: str, batch_size: int = 1024):
+    """The batcher `pipeline` draws its rays with: nerfprune's Rust one, or the torch one of the original code."""
+    if PIPELINES[pipeline][1] == "rust":
+        return RayBatcher(scene, "train", batch_size, 0)
+    return TorchBatcher(scene, batch_size, 0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=5, help="timed iterations per pipeline (after 2 warm-up)")
@@ -114,18 +133,14 @@ def main() -> None:
     scene = make_builtin_scene(BuiltinSceneConfig(width=100, height=100, n_views=40, n_test=0))
     results: dict[str, dict] = {}
     for preset in args.presets.split(","):
-        n_coarse, n_fine = SETTINGS[preset]
         runs = {}
-        for pipeline, (backend, batching, blocked, precision, mlp_backward, workers) in PIPELINES.items():
-            cfg = TrainConfig(iterations=10**6, batch_size=args.batch_size, model=NerfModelConfig(preset=preset),
-                              mlp=MLPConfig(precision=precision, backward=mlp_backward),
-                              render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend), block_workers=workers)
-            cfg.block_points = (args.block_points if args.block_points is not None else cfg.points_per_block()) if blocked else 0
-            trainer = Trainer(scene, cfg, "/tmp/nerfprune-bench-train")
+        for pipeline in PIPELINES:
+            trainer = Trainer(scene, pipeline_config(preset, pipeline, args.batch_size, args.block_points),
+                              "/tmp/nerfprune-bench-train")
             clock = StageClock()
             trainer.math = TimedMath(trainer.math, clock)
-            batcher = RayBatcher(scene, "train", args.batch_size, 0) if batching == "rust" else TorchBatcher(scene, args.batch_size, 0)
-            runs[pipeline] = (trainer, TimedBatcher(batcher, clock), camera_tensors(scene), clock)
+            batcher = pipeline_batcher(scene, pipeline, args.batch_size)
+            runs[pipeline] = (trainer, TimedBatcher(batcher, clock), camera_tensors(scene, trainer.device), clock)
         samples: dict[str, list[dict]] = {name: [] for name in runs}
         for it in range(args.iterations + 2):  # alternate the pipelines so load changes hit all of them
             for pipeline, (trainer, batcher, cams, clock) in runs.items():

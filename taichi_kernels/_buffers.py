@@ -62,6 +62,16 @@ def empty(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.d
         return buf
 
 
+def uniforms(name: str, shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+    """The same numbers as `reference.uniforms(shape, generator, device)`, drawn into a pooled buffer.
+
+    They are drawn on the generator's device (the CPU for None, as the trainer's generators are),
+    then moved to `device`: a run draws the same jitter whether its kernels run on the CPU or on CUDA.
+    """
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    return empty(name, shape, torch.float32, draw_on).uniform_(0.0, 1.0, generator=generator).to(device)
+
+
 def clear() -> None:
     """Drop every pooled buffer (memory is released once callers drop their views)."""
     with _lock:

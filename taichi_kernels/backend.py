@@ -36,8 +36,9 @@ class RenderMath(Protocol):
         """All rays of one view, row-major: origins [H*W, 3], directions [H*W, 3]."""
 
     def stratified(self, n_rays: int, n_samples: int, near: float, far: float, perturb: bool,
-                   lindisp: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sorted z-depths t [B, S] in [near, far], jittered when `perturb`."""
+                   lindisp: bool = False, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+        """Sorted z-depths t [B, S] in [near, far] on `device`, jittered when `perturb` (drawn on the generator's device)."""
 
     def importance(self, t: torch.Tensor, weights: torch.Tensor, n_fine: int, perturb: bool,
                    generator: torch.Generator | None = None) -> torch.Tensor:

@@ -378,7 +378,7 @@ def sample_stratified(
     offsets = _exclusive_offsets(counts)
     m = int(counts.sum())
     if perturb:
-        u = _buffers.empty("occupancy.u", (n, n_samples), torch.float32, dev).uniform_(0.0, 1.0, generator=generator)
+        u = _buffers.uniforms("occupancy.u", (n, n_samples), generator, dev)
     else:
         u = torch.empty((0, 0), device=dev)
     s = torch.empty(m, device=dev)

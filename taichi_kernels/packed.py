@@ -284,7 +284,7 @@ def importance(
     s = s.detach().to(torch.float32).contiguous()
     weights = weights.detach().to(torch.float32).contiguous()
     if perturb and n_fine > 0:
-        xi = _buffers.empty("packed.xi", (n_rays, n_fine), torch.float32, dev).uniform_(0.0, 1.0, generator=generator)
+        xi = _buffers.uniforms("packed.xi", (n_rays, n_fine), generator, dev)
     else:
         xi = torch.empty((0, 0), device=dev)
     out = torch.empty(int(new_counts.sum()), device=dev)

@@ -21,7 +21,7 @@ from taichi_kernels.constants import PDF_EPS, UNDISTORT_ITERATIONS
 
 __all__ = [
     "PDF_EPS", "UNDISTORT_ITERATIONS", "composite", "distort", "generate_rays", "importance",
-    "pdf_uniforms", "positional_encoding", "sample_pdf", "stratified", "undistort", "view_rays",
+    "pdf_uniforms", "positional_encoding", "sample_pdf", "stratified", "undistort", "uniforms", "view_rays",
 ]
 
 
@@ -116,15 +116,26 @@ def view_rays(
     distortion: torch.Tensor | None = None,  # [6] or None
     pixel_offset: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All rays of one view, row-major: origins [H*W, 3], directions [H*W, 3]."""
-    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    intr = torch.tensor([[fx, fy, cx, cy]], dtype=c2w.dtype)
+    """All rays of one view, row-major: origins [H*W, 3], directions [H*W, 3] (on c2w's device)."""
+    dev = c2w.device
+    rows, cols = torch.meshgrid(torch.arange(height, device=dev), torch.arange(width, device=dev), indexing="ij")
+    intr = torch.tensor([[fx, fy, cx, cy]], dtype=c2w.dtype, device=dev)
     dist = None if distortion is None else distortion.reshape(1, 6).to(c2w.dtype)
-    view = torch.zeros(height * width, dtype=torch.int64)
+    view = torch.zeros(height * width, dtype=torch.int64, device=dev)
     return generate_rays(c2w.reshape(1, 3, 4), intr, view, rows.reshape(-1), cols.reshape(-1), dist, pixel_offset)
 
 
 # ----------------------------------------------------------------------- sampling
+
+
+def uniforms(shape: tuple[int, int], generator: torch.Generator | None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`torch.rand(shape, generator=generator)` drawn on the generator's device (the CPU for None), moved to `device`.
+
+    Why: the trainer's generators live on the CPU, so a run draws the same jitter whether its
+    tensors are on the CPU or on CUDA (one small host-to-device copy per draw on a GPU).
+    """
+    draw_on = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=draw_on).to(device)
 
 
 def stratified(
@@ -135,22 +146,23 @@ def stratified(
     perturb: bool,
     lindisp: bool = False,
     generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Original NeRF's stratified samples t [B, S] (z-depth), sorted, inside [near, far].
+    """Original NeRF's stratified samples t [B, S] (z-depth), sorted, inside [near, far], on `device`.
 
     Deterministic: S points evenly spaced from near to far inclusive (in depth, or in
     disparity 1/t when `lindisp`). Perturbed: each sample uniform in its bin, whose edges
     are the midpoints between neighbouring deterministic points (and near, far at the ends).
-    The uniforms are one `torch.rand([B, S], generator=generator)` draw.
+    The uniforms are one `uniforms([B, S], generator, device)` draw.
     """
-    s = torch.linspace(0.0, 1.0, n_samples)  # [S]
+    s = torch.linspace(0.0, 1.0, n_samples, device=device)  # [S]
     if lindisp:
         t = 1.0 / (1.0 / near * (1.0 - s) + 1.0 / far * s)
     else:
         t = near * (1.0 - s) + far * s
     t = t.expand(n_rays, n_samples)
     if perturb:
-        u = torch.rand((n_rays, n_samples), generator=generator)
+        u = uniforms((n_rays, n_samples), generator, device)
         mids = 0.5 * (t[:, 1:] + t[:, :-1])
         upper = torch.cat([mids, t[:, -1:]], dim=-1)
         lower = torch.cat([t[:, :1], mids], dim=-1)
@@ -158,17 +170,19 @@ def stratified(
     return t.contiguous().clamp(near, far)
 
 
-def pdf_uniforms(n_rays: int, n_fine: int, perturb: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The sorted CDF levels u [B, n_fine] in [0, 1] the importance sampler inverts.
+def pdf_uniforms(
+    n_rays: int, n_fine: int, perturb: bool, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The sorted CDF levels u [B, n_fine] in [0, 1] the importance sampler inverts, on `device`.
 
     Deterministic: linspace(0, 1, n_fine) (original NeRF). Random: one uniform per
     stratum, u_j = (j + xi_j) / n_fine (as mip-NeRF), which keeps u sorted; the xi are one
-    `torch.rand([B, n_fine], generator=generator)` draw.
+    `uniforms([B, n_fine], generator, device)` draw.
     """
     if perturb:
-        xi = torch.rand((n_rays, n_fine), generator=generator)
-        return (torch.arange(n_fine, dtype=torch.float32) + xi) / n_fine
-    return torch.linspace(0.0, 1.0, n_fine).expand(n_rays, n_fine)
+        xi = uniforms((n_rays, n_fine), generator, device)
+        return (torch.arange(n_fine, dtype=torch.float32, device=device) + xi) / n_fine
+    return torch.linspace(0.0, 1.0, n_fine, device=device).expand(n_rays, n_fine)
 
 
 def sample_pdf(t: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -202,7 +216,7 @@ def importance(
     """Hierarchical sampling: coarse and n_fine new samples, merged and sorted [B, S + n_fine]."""
     if n_fine == 0:
         return t.detach().clone()
-    u = pdf_uniforms(t.shape[0], n_fine, perturb, generator).to(t.dtype)
+    u = pdf_uniforms(t.shape[0], n_fine, perturb, generator, t.device).to(t.dtype)
     fine = sample_pdf(t.detach(), weights, u)
     return torch.sort(torch.cat([t.detach(), fine], dim=-1), dim=-1).values
 

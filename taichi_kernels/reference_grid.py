@@ -133,7 +133,7 @@ def sample_stratified(occupancy, o, d, near, far, aabb_min, aabb_max, n_samples,
 def _padded_index(offsets: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index [B, Smax] of each ray's samples in the packed list, and the mask of real ones."""
     width = int(counts.max()) if counts.numel() else 0
-    col = torch.arange(width)[None]
+    col = torch.arange(width, device=offsets.device)[None]
     valid = col < counts[:, None]
     return torch.where(valid, offsets[:, None] + col, 0), valid
 
@@ -149,7 +149,7 @@ def composite_packed(sigma, rgb, t, dt, offsets, counts, ray_norm, background, e
 
     def pad(x):
         return torch.where(valid if x.dim() == 1 else valid[..., None], x[idx] if x.numel() else
-                           torch.zeros(idx.shape + x.shape[1:], dtype=x.dtype), 0.0)
+                           torch.zeros(idx.shape + x.shape[1:], dtype=x.dtype, device=x.device), 0.0)
 
     delta = pad(dt) * ray_norm[:, None]
     alpha = 1.0 - torch.exp(-pad(sigma) * delta)  # [B, Smax]; 0 on padding
@@ -160,7 +160,7 @@ def composite_packed(sigma, rgb, t, dt, offsets, counts, ray_norm, background, e
     opacity = w.sum(-1)
     depth = (w * pad(t)).sum(-1)
     colour = (w[..., None] * pad(rgb)).sum(-2) + (1.0 - opacity)[:, None] * background.expand(n_rays, 3)
-    weights = torch.zeros(sigma.shape[0], dtype=w.dtype).index_put((idx[valid],), w[valid])
+    weights = torch.zeros(sigma.shape[0], dtype=w.dtype, device=w.device).index_put((idx[valid],), w[valid])
     return colour, depth, opacity, weights
 
 

@@ -18,12 +18,6 @@ from taichi_kernels.constants import PDF_EPS
 from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 
-
-def _uniforms(name: str, shape: tuple[int, int], generator: torch.Generator | None, device) -> torch.Tensor:
-    """The same numbers as `torch.rand(shape, generator=generator)`, drawn into a pooled buffer."""
-    return _buffers.empty(name, shape, torch.float32, torch.device(device)).uniform_(0.0, 1.0, generator=generator)
-
-
 @ti.func
 def _depth(s: ti.f32, near: ti.f32, far: ti.f32, lindisp: ti.template()) -> ti.f32:
     """Depth at fraction s in [0, 1] of [near, far], linear in depth or in disparity."""
@@ -72,7 +66,8 @@ def stratified(
     Deterministic (evaluation): n_samples points evenly spaced from near to far inclusive,
     in depth, or in disparity 1/t when `lindisp` (needs near > 0). `perturb` (training):
     each sample uniform in its bin, the bins being bounded by midpoints between neighbouring
-    deterministic points; the uniforms are one `torch.rand([n_rays, n_samples], generator)`.
+    deterministic points; the uniforms are one `torch.rand([n_rays, n_samples], generator)`
+    draw on the generator's device, moved to `device` (where the result lives).
     The result is a pooled buffer, reused once dropped (see `_buffers`).
     """
     ensure_initialized()
@@ -83,7 +78,7 @@ def stratified(
             f"stratified: need 0 <= near < far (and near > 0 with lindisp), got near={near}, far={far}"
         )
     shape = (int(n_rays), int(n_samples))
-    u = _uniforms("stratified.u", shape, generator, device) if perturb else torch.empty((0, 0), device=device)
+    u = _buffers.uniforms("stratified.u", shape, generator, device) if perturb else torch.empty((0, 0), device=device)
     out = _buffers.empty("stratified.t", shape, torch.float32, torch.device(device))
     if out.numel() > 0:
         launch(_stratified_kernel, u, float(near), float(far), bool(perturb), bool(lindisp), out, serial_launch(out.numel()))
@@ -165,7 +160,7 @@ def _fine_samples(
     t = t.detach().to(torch.float32).contiguous()
     weights = weights.detach().to(torch.float32).contiguous()
     xi = (
-        _uniforms("importance.xi", (n_rays, n_fine), generator, t.device)
+        _buffers.uniforms("importance.xi", (n_rays, n_fine), generator, t.device)
         if perturb and n_fine > 0
         else torch.empty((0, 0), device=t.device)
     )

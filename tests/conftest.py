@@ -1,7 +1,9 @@
-"""Shared fixtures: the built-in scene at test size, paths to the real datasets."""
+"""Shared fixtures: the built-in scene at test size, paths to the real datasets; the kernel tests on a device."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -34,3 +36,50 @@ def tiny_scene():
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+# The kernel property tests on a GPU (scripts/gpu_check.py runs them with NERFPRUNE_TI_ARCH=cuda and
+# NERFPRUNE_TEST_DEVICE=cuda). The tests make their inputs on the CPU, with CPU generators, and compare
+# with the torch references there. Taichi would accept those CPU tensors on CUDA by copying every
+# argument to the GPU and back around each launch, but `taichi_kernels.runtime.launch` refuses tensors
+# on the wrong device, as the renderer must never pay for that copy. So with NERFPRUNE_TEST_DEVICE set,
+# each kernel entry point below is called with its tensor arguments moved to that device and its results
+# brought back: the kernels read and write device memory, as in training, and the tests run unchanged
+# (gradients flow through the moves). Tests that look at buffer addresses skip on another device.
+KERNEL_DEVICE = os.environ.get("NERFPRUNE_TEST_DEVICE")
+KERNEL_ENTRY_POINTS = {  # module of taichi_kernels -> functions the tests and the backend call
+    "rays": ("generate_rays", "view_rays"),
+    "sampling": ("stratified", "_fine_samples"),  # `importance` calls `_fine_samples`
+    "compositing": ("composite",),
+    "encoding": ("positional_encoding",),
+}
+
+
+def _on_device(fn, device: str):
+    """`fn` with its tensor arguments moved to `device` and its tensor results moved to the CPU."""
+    import torch
+
+    def move(x, where):
+        return x.to(where) if torch.is_tensor(x) else x
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        args = tuple(move(a, device) for a in args)
+        kwargs = {k: move(v, device) for k, v in kwargs.items()}
+        if fn.__name__ == "stratified":
+            kwargs["device"] = device  # it takes no tensor: its output goes where it is told
+        out = fn(*args, **kwargs)
+        return tuple(move(o, "cpu") for o in out) if isinstance(out, tuple) else move(out, "cpu")
+
+    return call
+
+
+if not KERNEL_DEVICE:
+    # Everywhere else the tests run on the CPU, as in CI: on a GPU machine Taichi's "auto" would pick CUDA
+    # while the tests make CPU tensors, which the kernels refuse.
+    os.environ.setdefault("NERFPRUNE_TI_ARCH", "cpu")
+else:  # before the test modules import the kernels (some bind them by name)
+    for _module, _names in KERNEL_ENTRY_POINTS.items():
+        _mod = importlib.import_module(f"taichi_kernels.{_module}")
+        for _name in _names:
+            setattr(_mod, _name, _on_device(getattr(_mod, _name), KERNEL_DEVICE))

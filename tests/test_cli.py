@@ -63,3 +63,24 @@ def test_console_script_and_module_agree():
     a = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     b = run_cli("--help")
     assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_cuda_backend_without_a_gpu_is_one_line_and_exit_2(how, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the error is for machines without one")
+    args = ["train", "--iterations", "1", "--out", str(tmp_path)]
+    if how == "flag":
+        result = run_cli(*args, "--ti-arch", "cuda")
+    else:
+        import os
+
+        result = subprocess.run([sys.executable, "-m", "nerfprune", *args], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "NERFPRUNE_TI_ARCH": "cuda"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("nerfprune train: error: Taichi backend 'cuda'") and "no CUDA GPU" in lines[0]
+    assert not (tmp_path / "checkpoint.safetensors").exists()

@@ -1,6 +1,7 @@
 """Volume compositing: kernel against the torch reference, laws of the weights, and gradients."""
 
 import gc
+import os
 
 import pytest
 import torch
@@ -167,6 +168,8 @@ def test_bad_shapes_are_named():
         compositing.composite(sigma, rgb, t, norm, torch.ones(4))
 
 
+@pytest.mark.skipif(os.environ.get("NERFPRUNE_TEST_DEVICE", "cpu") != "cpu",
+                    reason="looks at buffer addresses: on another device the tests get copies (tests/conftest.py)")
 def test_dropped_outputs_are_reused():
     """The pool's point: once results are dropped, the next call of that shape writes into them."""
     args = random_inputs(32, 8, 7)

@@ -92,9 +92,11 @@ def flatten_adam_state(optimizer: torch.optim.Optimizer, names: dict[torch.nn.Pa
 
 
 def restore_adam_state(optimizer: torch.optim.Optimizer, names: dict[torch.nn.Parameter, str], flat: dict[str, torch.Tensor]) -> None:
+    """Put saved Adam state back: moments onto their parameter's device, the step count on the CPU (as Adam keeps it)."""
     by_name = {name: param for param, name in names.items()}
     for key, value in flat.items():
         pname, skey = key.rsplit("/", 1)
         if pname not in by_name:
             raise CheckpointError(f"optimizer state for unknown parameter '{pname}'")
-        optimizer.state[by_name[pname]][skey] = value.clone()
+        param = by_name[pname]
+        optimizer.state[param][skey] = value.clone() if skey == "step" else value.to(param.device, copy=True)

@@ -57,7 +57,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and Taichi (0: all cores)")
     p.add_argument("--ti-arch", default=None, choices=list(ARCHES),
-                   help="Taichi backend (default: $NERFPRUNE_TI_ARCH or auto = GPU if present, else CPU)")
+                   help="Taichi backend; the model and its tensors go to the matching torch device "
+                        "(default: $NERFPRUNE_TI_ARCH or auto = CUDA if torch sees a GPU, else CPU)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
 
 
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage error prints one line and exits with code 2
     from nerfprune.errors import NerfpruneError
     from nerfprune.training import TrainingInterrupted
+    from taichi_kernels.runtime import BackendError
 
     debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
     try:
@@ -341,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (NerfpruneError, FileNotFoundError) as e:
+    except (NerfpruneError, BackendError, FileNotFoundError) as e:
         if debug:
             raise
         print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)

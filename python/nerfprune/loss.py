@@ -58,7 +58,9 @@ def block_generators(generator: torch.Generator | None, n_blocks: int) -> list[t
     """One generator per block, seeded from `generator` in block order.
 
     The sample jitter of a block then depends only on the step's generator and the
-    block's index, not on which thread runs the block or when.
+    block's index, not on which thread runs the block or when. They are CPU generators on
+    every device: the kernels draw on the CPU and move the numbers to the rays' device
+    (`taichi_kernels.reference.uniforms`), so CPU and GPU runs draw the same jitter.
     """
     if generator is None:
         return [None] * n_blocks

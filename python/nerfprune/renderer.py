@@ -116,7 +116,8 @@ def render_rays(
     b = origins.shape[0]
     ray_norm = dirs.norm(dim=-1)  # [B]
     dir_enc = math.positional_encoding(dirs / ray_norm[:, None], model.field_cfg.dir_frequencies)  # [B, Dd]
-    t_coarse = math.stratified(b, cfg.n_coarse, near, far, training, lindisp=cfg.lindisp, generator=generator)
+    t_coarse = math.stratified(b, cfg.n_coarse, near, far, training, lindisp=cfg.lindisp, generator=generator,
+                               device=origins.device)
     coarse = _shade(model, "coarse", origins, dirs, t_coarse, dir_enc, ray_norm, background, cfg, math, mlp, training)
     out = {"rgb_coarse": coarse["rgb"], "rgb": coarse["rgb"], "depth": coarse["depth"], "opacity": coarse["opacity"],
            "samples": coarse["samples"]}
@@ -134,20 +135,24 @@ def render_view(
     mlp: MLPConfig | None = None,
 ) -> dict[str, np.ndarray]:
     """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)
-    and "mlp_samples_per_ray" (float: MLP evaluations per pixel, coarse + fine)."""
+    and "mlp_samples_per_ray" (float: MLP evaluations per pixel, coarse + fine).
+
+    The rays are made on the model's device (`NerfModel.device`); the images come back to the host.
+    """
     from nerfprune.scene.validate import validate_camera
 
     math = math or cfg.math()
+    device = model.device
     w, h = int(cameras.width[index]), int(cameras.height[index])
-    dist = None if cameras.distortion is None else torch.from_numpy(cameras.distortion[index])
+    dist = None if cameras.distortion is None else torch.from_numpy(cameras.distortion[index]).to(device)
     validate_camera(cameras.c2w[index], float(cameras.fx[index]), float(cameras.fy[index]), float(cameras.cx[index]),
                     float(cameras.cy[index]), w, h, cameras.near, cameras.far, where=f"camera {index}",
                     distortion=None if cameras.distortion is None else cameras.distortion[index])
     origins, dirs = math.view_rays(
-        torch.from_numpy(np.ascontiguousarray(cameras.c2w[index])), float(cameras.fx[index]), float(cameras.fy[index]),
-        float(cameras.cx[index]), float(cameras.cy[index]), w, h, dist,
+        torch.from_numpy(np.ascontiguousarray(cameras.c2w[index])).to(device), float(cameras.fx[index]),
+        float(cameras.fy[index]), float(cameras.cx[index]), float(cameras.cy[index]), w, h, dist,
     )
-    bg = torch.tensor(background, dtype=torch.float32)
+    bg = torch.tensor(background, dtype=torch.float32, device=device)
     parts: dict[str, list[torch.Tensor]] = {"rgb": [], "depth": [], "opacity": []}
     samples = 0
     for start in range(0, origins.shape[0], cfg.ray_chunk):
@@ -157,8 +162,8 @@ def render_view(
             parts[key].append(out[key])
         samples += out["samples"]
     return {
-        "rgb": torch.cat(parts["rgb"]).reshape(h, w, 3).clamp(0, 1).numpy(),
-        "depth": torch.cat(parts["depth"]).reshape(h, w).numpy(),
-        "opacity": torch.cat(parts["opacity"]).reshape(h, w).numpy(),
+        "rgb": torch.cat(parts["rgb"]).reshape(h, w, 3).clamp(0, 1).cpu().numpy(),
+        "depth": torch.cat(parts["depth"]).reshape(h, w).cpu().numpy(),
+        "opacity": torch.cat(parts["opacity"]).reshape(h, w).cpu().numpy(),
         "mlp_samples_per_ray": samples / max(h * w, 1),  # MLP evaluations per pixel, coarse + fine
     }

@@ -4,6 +4,12 @@ Determinism: the model is initialised from `seed`; ray batches are a pure
 function of (seed, iteration) (`RayBatcher`); sample jitter uses a generator
 seeded from (seed, iteration). A resumed run therefore repeats exactly what an
 uninterrupted run would have done, given the same thread count.
+
+Device: the model and every tensor of a step live on `Trainer(device=...)`, by default the
+one that matches Taichi's backend (`taichi_kernels.runtime.torch_device`: CUDA on a GPU
+machine, else the CPU). The weights are initialised on the CPU and the jitter generators stay
+there, so a GPU run starts from the same weights and draws the same numbers as a CPU run.
+Checkpoints are written from CPU copies and load on any device.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from nerfprune.loss import auto_block_points, loss_and_backward
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.types import Scene
+from taichi_kernels.runtime import torch_device
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -132,13 +139,15 @@ def upgrade_config(data: dict) -> dict:
     return {**data, "render": render, "mlp": {**moved, **(data.get("mlp") or {})}}
 
 
-def camera_tensors(scene: Scene) -> dict[str, torch.Tensor | None]:
+def camera_tensors(scene: Scene, device: torch.device | str = "cpu") -> dict[str, torch.Tensor | None]:
+    """The scene's cameras as float32 tensors on `device` (what `RenderMath.generate_rays` takes)."""
     cams = scene.cameras
-    return {
+    tensors = {
         "c2w": torch.from_numpy(np.ascontiguousarray(cams.c2w, dtype=np.float32)),  # [N, 3, 4]
         "intrinsics": torch.from_numpy(np.stack([cams.fx, cams.fy, cams.cx, cams.cy], 1).astype(np.float32)),  # [N, 4]
         "distortion": None if cams.distortion is None else torch.from_numpy(cams.distortion.astype(np.float32)),
     }
+    return {k: None if v is None else v.to(device) for k, v in tensors.items()}
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -151,19 +160,21 @@ class Trainer:
     `masks` (param name -> bool tensor) keeps pruned weights at exactly zero:
     gradients are masked before and weights re-masked after every Adam step.
     `init_state` starts from given weights (lottery-ticket rewinding) instead of `seed`.
+    `device` ("auto", "cpu", "cuda") is where the model and each step's tensors live.
     """
 
     def __init__(
         self, scene: Scene, cfg: TrainConfig, out_dir: str | Path, *,
         masks: dict[str, torch.Tensor] | None = None, init_state: dict[str, torch.Tensor] | None = None,
-        progress: bool = False, extra: dict | None = None, snapshots: tuple[int, ...] = (),
+        progress: bool = False, extra: dict | None = None, snapshots: tuple[int, ...] = (), device: str = "auto",
     ):
         cfg.validate()
         self.scene, self.cfg, self.out_dir = scene, cfg, Path(out_dir)
-        self.masks = {k: v.bool() for k, v in (masks or {}).items()}
+        self.device = torch_device(device)
+        self.masks = {k: v.bool().to(self.device) for k, v in (masks or {}).items()}
         self.progress, self.extra = progress, dict(extra or {})
         self.snapshots = set(snapshots)  # iterations whose weights are saved as snapshot-<it>.safetensors
-        self.model = build_model(cfg)
+        self.model = build_model(cfg).to(self.device)
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.names = {p: n for n, p in self.model.named_parameters()}
@@ -179,7 +190,7 @@ class Trainer:
 
             train = scene.split("train")
             self.model.grid = OccupancyGrid.from_cameras(scene.cameras.c2w[train], scene.cameras.near, scene.cameras.far,
-                                                         cfg.occupancy.resolution, seed=cfg.seed)
+                                                         cfg.occupancy.resolution, seed=cfg.seed, device=self.device)
         self._apply_masks()
 
     # -- bookkeeping -------------------------------------------------------
@@ -222,7 +233,7 @@ class Trainer:
             if not ckpt.grid:
                 raise CheckpointError(f"{self.checkpoint_path}: has no occupancy grid, but the config asks for one")
             self.model.grid.load_state_dict(ckpt.grid)
-        self.masks = ckpt.masks
+        self.masks = {k: v.to(self.device) for k, v in ckpt.masks.items()}
         self.iteration = ckpt.iteration
         log.info("resuming %s at iteration %d", self.checkpoint_path, self.iteration)
         return True
@@ -235,8 +246,8 @@ class Trainer:
     def step(self, batcher: RayBatcher, cams: dict) -> tuple[float, float]:
         """One optimisation step at `self.iteration`; returns (loss, PSNR of the fine pass)."""
         cfg = self.cfg
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
-        batch = batcher.batch(self.iteration).to_torch()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)  # on the CPU on every device (see above)
+        batch = batcher.batch(self.iteration).to_torch(self.device)
         grid = getattr(self.model, "grid", None)
         if grid is not None and self.iteration % cfg.occupancy.update_every == 0:
             grid.update(lambda p: self.model.density(p, self.math.positional_encoding), self.iteration,
@@ -267,7 +278,7 @@ class Trainer:
         save_config(cfg, self.out_dir)
         batcher = RayBatcher(self.scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed,
                              precrop_iters=cfg.precrop_iters, precrop_frac=cfg.precrop_frac)
-        cams = camera_tensors(self.scene)
+        cams = camera_tensors(self.scene, self.device)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -305,12 +316,12 @@ class Trainer:
     def _save_snapshot(self) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
                   str(self.out_dir / f"snapshot-{self.iteration}.safetensors"))
 
 
-def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
-    """Load a trained model from a checkpoint file or a training output folder."""
+def load_model(path: str | Path, device: str = "auto") -> tuple[NerfModel, TrainConfig, Checkpoint]:
+    """Load a trained model from a checkpoint file or a training output folder, onto `device` (see `Trainer`)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
@@ -321,9 +332,11 @@ def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
         model.load_state_dict(ckpt.model)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved network config ({str(e).splitlines()[0]})") from None
+    target = torch_device(device)
+    model.to(target)
     if ckpt.grid:
         from nerfprune.occupancy import OccupancyGrid
 
-        model.grid = OccupancyGrid.from_state_dict(ckpt.grid)
+        model.grid = OccupancyGrid.from_state_dict(ckpt.grid, device=target)
     model.eval()
     return model, cfg, ckpt

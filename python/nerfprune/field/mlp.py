@@ -12,6 +12,8 @@ weight by name and checkpoints keep their keys.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -81,6 +83,13 @@ class NerfModel(nn.Module):
         self.mlp = mlp or MLPConfig()
         self.coarse: nn.Module = NerfMLP(cfg)
         self.fine: nn.Module | None = NerfMLP(cfg) if fine else None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (parameters, or the buffers of compacted networks); the renderer makes its rays there."""
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     def topology(self) -> Topology:
         """The layer graph of each network, for pruning and compaction."""

@@ -58,9 +58,10 @@ def compacted_variant(model: NerfModel, masks: dict[str, torch.Tensor], tune: bo
     topo = model.topology()
     state = model.state_dict()
     out = copy.deepcopy(model)
+    device = torch.device("cpu") if int8 else model.device  # torch's dynamic int8 layers run on the CPU only
     for net in model.networks():
         result = compact(topo, state, masks, net=net)
-        graph = GraphMLP(result.topology, result.state, input_index=result.input_index)
+        graph = GraphMLP(result.topology, result.state, input_index=result.input_index).to(device)
         if tune:
             tune_modes(graph)
         if int8:
@@ -94,4 +95,5 @@ def build_variant(model: NerfModel, masks: dict[str, torch.Tensor], variant: str
     """Variant `variant` (a key of VARIANTS) of a pruned `model` with `masks`."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown inference variant '{variant}': choose one of {', '.join(VARIANTS)}")
+    masks = {key: mask.to(model.device) for key, mask in masks.items()}  # checkpoint masks load on the CPU
     return VARIANTS[variant].build(model, masks)
