@@ -64,14 +64,15 @@ def check_value(hint: Any, value: Any, where: str, *, convert: bool = False) -> 
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
+        if len(options) == 1:  # X | None: the message names X (null is the documented default)
             return check_value(options[0], value, where, convert=convert)
         for option in options:
             try:
                 return check_value(option, value, where, convert=convert)
             except ConfigError:
                 pass
-        raise ConfigError(f"{where}: expected {' or '.join(map(_type_name, args))}, got {_describe(value)}")
+        names = ["null" if a is type(None) else _type_name(a) for a in args]
+        raise ConfigError(f"{where}: expected {' or '.join(names)}, got {_describe(value)}")
     if hint is Any:
         return value
     if dataclasses.is_dataclass(hint):
