@@ -179,6 +179,11 @@ def check_state(path: str | Path, ckpt: Checkpoint, shapes: dict[str, tuple[int,
         if tuple(t.shape) != want:
             raise CheckpointError(f"{path}: optimizer tensor 'optim/{key}' has shape {tuple(t.shape)}, expected {want}")
         state.setdefault(pname, set()).add(skey)
+    if ckpt.iteration > 0:  # every parameter has Adam state after one step: without it, a resume would not be exact
+        stateless = sorted(set(shapes) - set(state))
+        if stateless:
+            raise CheckpointError(f"{path}: no optimizer state for {', '.join(stateless[:4])} after "
+                                  f"{ckpt.iteration} iterations (optim/<param>/exp_avg etc. are missing)")
     for pname, keys in state.items():
         lacking = sorted({"step", "exp_avg", "exp_avg_sq"} - keys)
         if lacking:
