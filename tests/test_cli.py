@@ -208,7 +208,8 @@ def test_eval_defaults_to_the_models_scene_and_warns_on_another(model_dir, tiny_
     assert main([*args, "--scene", "builtin", "--out", str(tmp_path / "other")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nerfprune eval: warning: model ")
-    assert "was trained on builtin (builtin" in err[0] and "but the scene given is builtin" in err[0]
+    assert "was trained on the built-in scene (24x24, seed 0, fingerprint" in err[0]
+    assert "but the scene given is the built-in scene (64x64, seed 0, fingerprint" in err[0]
     assert main([*args, "--scene", "builtin", "--strict", "--out", str(tmp_path / "strict")]) == 2
     one_error_line(capsys, "their images differ")
     assert not (tmp_path / "strict").exists()

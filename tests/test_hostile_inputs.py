@@ -520,7 +520,7 @@ API_CASES = {
     "evaluate-unknown-split": (lambda m, s, t: nerfprune.evaluate(m, s, EvalConfig(split="holdout")), SceneError,
                                "no split 'holdout'"),
     "evaluate-strict-other-scene": (lambda m, s, t: nerfprune.evaluate(m, OTHER[0], strict=True), SceneError,
-                                    "was trained on builtin", "their images differ"),
+                                    "was trained on the built-in scene (24x24", "their images differ"),
     "prune-model-module": (lambda m, s, t: nerfprune.prune(load_model(m)[0], s), ConfigError,
                            "prune: model must be the training output folder or checkpoint path, got NerfModel"),
     "prune-config-str": (lambda m, s, t: nerfprune.prune(m, s, "95%", out_dir=t), ConfigError,

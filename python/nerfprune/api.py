@@ -16,6 +16,7 @@ from nerfprune.config import atomic_write_json, check_out_dir, nested, save_conf
 from nerfprune.errors import ConfigError, SceneError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
+from nerfprune.outputs import VIDEO_SUFFIXES
 from nerfprune.provenance import SceneMismatchWarning, load_recorded_scene, scene_mismatch
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Cameras, Scene
@@ -23,9 +24,6 @@ from nerfprune.checkpoint import load_checkpoint
 from nerfprune.training import CHECKPOINT_NAME, TrainConfig, Trainer, load_model
 
 log = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = (".mp4", ".gif")  # what `outputs.write_video` writes
-
 
 def load_scene(path: str | Path = "builtin", **options) -> Scene:
     """A scene from a folder/file (format auto-detected) or "builtin" for the generated one.
@@ -143,10 +141,10 @@ def _background(background, caller: str) -> tuple[float, float, float]:
     return rgb
 
 
-def _check_video(video: str | None, out_dir, caller: str) -> None:
+def check_video(video: str | None, out_dir, caller: str) -> None:
     if video is None:
         return
-    if not isinstance(video, str) or Path(video).suffix.lower() not in VIDEO_SUFFIXES or Path(video).name != video:
+    if not isinstance(video, str) or Path(video).suffix not in VIDEO_SUFFIXES or Path(video).name != video:
         raise ConfigError(f"{caller}: video must be a file name ending in {' or '.join(VIDEO_SUFFIXES)}, got {video!r}")
     if out_dir is None:
         raise ConfigError(f"{caller}: video={video!r} needs out_dir (the folder it is written to)")
@@ -167,7 +165,7 @@ def render(
         raise ConfigError(f"render: cameras must be a nerfprune.Cameras, got {type(cameras).__name__}")
     cameras.validate("render: cameras")  # NaN poses, fx = 0, far = inf: refused, not rendered as NaN images
     bg = _background(background, "render")
-    _check_video(video, out_dir, "render")
+    check_video(video, out_dir, "render")
     if not isinstance(prefix, str) or not prefix or Path(prefix).name != prefix:
         raise ConfigError(f"render: prefix must be a plain file-name prefix, got {prefix!r}")
     if out_dir is not None:

@@ -299,7 +299,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     frames = 40 if args.frames is None else args.frames
     if args.path and not 1 <= frames <= 10_000:
         raise _usage(args, f"--frames must be in [1, 10000], got {frames}")
-    api._check_video(args.video, args.out, "--video")
+    api.check_video(args.video, args.out, "--video")
     _check_out(args)
     model, cfg = _loaded_model(args)
     scene = api.scene_for(model, _given_scene(args), strict=args.strict, caller="render")

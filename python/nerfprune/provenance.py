@@ -40,7 +40,12 @@ class SceneRecord:
     builtin: dict | None = None  # the BuiltinSceneConfig of a generated scene (it need not be the default one)
 
     def describe(self) -> str:
-        """`../mic (blender, factor 8, fingerprint 0123...)`: how a warning names this scene."""
+        """`../mic (blender, factor 8, fingerprint 0123...)`, `the built-in scene (24x24, seed 0, fingerprint
+        ...)`: how a warning names this scene."""
+        if self.format == "builtin":
+            b = self.builtin or {}
+            size = f"{b.get('width')}x{b.get('height')}, seed {b.get('seed')}, " if b else ""
+            return f"the built-in scene ({size}fingerprint {self.fingerprint})"
         factor = f", factor {self.factor}" if self.factor != 1 else ""
         return f"{self.path} ({self.format}{factor}, fingerprint {self.fingerprint})"
 
