@@ -193,8 +193,10 @@ def test_ignored_options_say_so(model_dir, tmp_path, capsys):
     assert "warning: --split is ignored with --path" in capsys.readouterr().err
     assert main(["render", "--model", str(model_dir), "--frames", "3", "--factor", "2", "--n-coarse", "4",
                  "--n-fine", "0", "--out", str(tmp_path / "r2")]) == 0
-    err = capsys.readouterr().err
-    assert "warning: --frames is ignored without --path" in err and "warning: --factor is ignored without --scene" in err
+    captured = capsys.readouterr()
+    assert "warning: --frames is ignored without --path" in captured.err
+    assert "warning: --factor is ignored without --scene" in captured.err
+    assert "rendered 2 views" in captured.out, "the test split of the model's own scene (2 views), not the default built-in (8)"
 
 
 def test_eval_defaults_to_the_models_scene_and_warns_on_another(model_dir, tiny_scene, tmp_path, capsys):
@@ -213,6 +215,9 @@ def test_eval_defaults_to_the_models_scene_and_warns_on_another(model_dir, tiny_
     assert main([*args, "--scene", "builtin", "--strict", "--out", str(tmp_path / "strict")]) == 2
     one_error_line(capsys, "their images differ")
     assert not (tmp_path / "strict").exists()
+    assert main(["render", "--model", str(model_dir), "--scene", "builtin", "--strict", "--out", str(tmp_path / "r")]) == 2
+    one_error_line(capsys, "nerfprune render: error: model", "their images differ")
+    assert not (tmp_path / "r").exists()
     api = nerfprune.evaluate(model_dir, config=nerfprune.EvalConfig(timing_repeats=0),
                              render_config=nerfprune.RenderConfig(n_coarse=4, n_fine=0))
     assert api["psnr"] == saved["psnr"], "the API defaults to the recorded scene too"
