@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from taichi_kernels import reference
+from taichi_kernels import reference, reference_grid
 
 
 @runtime_checkable
@@ -47,6 +47,11 @@ class RenderMath(Protocol):
                   early_stop_eps: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """colour [B, 3], depth [B], opacity [B], weights [B, S] (differentiable in sigma and rgb)."""
 
+    def composite_packed(self, sigma, rgb, t, dt, offsets, counts, ray_norm, background, early_stop_eps: float = 0.0
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Packed samples (ray r owns [offsets[r], offsets[r] + counts[r])): colour [B, 3], depth [B], opacity [B],
+        weights [M]; dt [M] is each sample's z-depth step (see `taichi_kernels.packed.composite`)."""
+
     def positional_encoding(self, x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
         """x [N, D] -> [N, D (1 + 2 n_frequencies)] (the original NeRF's gamma)."""
 
@@ -61,6 +66,7 @@ class TorchMath:
     stratified = staticmethod(reference.stratified)
     importance = staticmethod(reference.importance)
     composite = staticmethod(reference.composite)
+    composite_packed = staticmethod(reference_grid.composite_packed)
     positional_encoding = staticmethod(reference.positional_encoding)
 
 
@@ -84,6 +90,7 @@ class TaichiMath:
     stratified = _kernel("sampling", "stratified")
     importance = _kernel("sampling", "importance")
     composite = _kernel("compositing", "composite")
+    composite_packed = _kernel("packed", "composite")
     _encode = _kernel("encoding", "positional_encoding")
 
     def positional_encoding(self, x: torch.Tensor, n_frequencies: int) -> torch.Tensor:

@@ -65,15 +65,21 @@ def test_images_float_composites_alpha_on_background(tiny_scene):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("fx", np.nan, "NaN"), ("fx", -1.0, "focal length must be positive"),
+    ("fx", np.nan, "view 1: camera field 'fx' is NaN"),
+    ("fx", -1.0, r"view 1: focal length fx = -1 px is outside 0.001..1000 x the image width \(24 px\)"),
+    ("fy", 1e-30, "view 1: focal length fy = 1e-30 px is outside"),
+    ("cx", 1e4, "view 1: principal point cx = 10000 px is more than 1 image width outside the image"),
+    ("cy", -30.0, "view 1: principal point cy = -30 px"),
+    ("width", 0, "view 1: image width must be 1..1048576 pixels, got 0"),
 ])
 def test_camera_validation_names_the_problem(tiny_scene, field, value, message):
     from nerfprune.errors import SceneError
 
     cams = tiny_scene.cameras.subset(range(3))
     getattr(cams, field)[1] = value
-    with pytest.raises(SceneError, match=message):
+    with pytest.raises(SceneError, match=message) as info:
         cams.validate("somewhere/transforms.json")
+    assert str(info.value).startswith("somewhere/transforms.json: ")
 
 
 def test_non_rigid_pose_is_rejected(tiny_scene):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nerfprune import _native
-from nerfprune.errors import NativePanic, SceneDecodeError
+from nerfprune.errors import NativePanic, SceneDecodeError, SceneError
 
 
 def png_bytes(img: Image.Image, **kw) -> bytes:
@@ -134,3 +134,87 @@ def test_fuzz_mutated_images_raise_scene_error(which: int, flips, cut: int) -> N
 def test_rust_panic_becomes_python_exception() -> None:
     with pytest.raises(NativePanic, match="deliberate test panic"):
         _native._panic_for_tests()
+
+
+# --- data that ends early, even when an end marker follows (Pillow makes the JPEGs; the cut is ours) ---
+
+SMOOTH = np.repeat(np.repeat(RGBA[..., :3], 8, 0), 8, 1)  # [40, 56, 3]
+
+
+def jpeg_of(arr: np.ndarray, progressive: bool) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90, progressive=progressive)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("frac", [0.05, 0.3, 0.5, 0.8, 0.97])
+def test_jpeg_cut_with_end_marker_reappended_is_an_error(progressive: bool, frac: float) -> None:
+    data = jpeg_of(SMOOTH, progressive)
+    sos = data.find(b"\xff\xda")
+    cut = data[: sos + int((len(data) - sos) * frac)].rstrip(b"\xff") + b"\xff\xd9"
+    # Cut inside a scan: the scan guard reports it; cut inside a segment between scans: the marker walk does.
+    with pytest.raises(SceneError, match=r"^cut\.jpg: truncated (or corrupt )?JPEG"):
+        _native.decode_image_bytes(cut, "cut.jpg")
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("field, grow", [("height", 16), ("height", 400), ("width", 16)])
+def test_jpeg_frame_header_enlarged_is_an_error(progressive: bool, field: str, grow: int) -> None:
+    """Enlarged past the last block row/column the data holds (growing within the last 16x16 block
+    of a 4:2:0 baseline JPEG only uncovers the encoder's own padding pixels, and is not detectable)."""
+    data = bytearray(jpeg_of(SMOOTH, progressive))
+    at = max(data.find(b"\xff\xc0"), data.find(b"\xff\xc2")) + (5 if field == "height" else 7)
+    value = int.from_bytes(data[at : at + 2], "big") + grow
+    data[at : at + 2] = value.to_bytes(2, "big")
+    with pytest.raises(SceneError, match=r"^big\.jpg: truncated or corrupt JPEG"):
+        _native.decode_image_bytes(bytes(data), "big.jpg")
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_complete_jpeg_is_unchanged_by_the_scan_guard(progressive: bool) -> None:
+    data = jpeg_of(SMOOTH, progressive)
+    got = _native.decode_image_bytes(data, "ok.jpg").astype(int)
+    assert np.abs(got - np.asarray(Image.open(io.BytesIO(data))).astype(int)).max() <= 4
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, p = [], 8
+    while p < len(data):
+        n = int.from_bytes(data[p : p + 4], "big")
+        out.append((data[p + 4 : p + 8], data[p + 8 : p + 8 + n]))
+        p += 12 + n
+    return out
+
+
+def png_from(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import zlib
+
+    body = b"".join(len(d).to_bytes(4, "big") + k + d + zlib.crc32(k + d).to_bytes(4, "big") for k, d in chunks)
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def test_png_ending_early_is_an_error_even_with_a_valid_end_chunk() -> None:
+    parts = png_chunks(png_bytes(Image.fromarray(RGBA, "RGBA")))
+    idat = b"".join(d for k, d in parts if k == b"IDAT")
+    half = png_from([parts[0], (b"IDAT", idat[: len(idat) // 2]), (b"IEND", b"")])  # CRCs valid, data short
+    with pytest.raises(SceneError, match=r"^half\.png: corrupt PNG"):
+        _native.decode_image_bytes(half, "half.png")
+    ihdr = parts[0][1]
+    taller = png_from([(b"IHDR", ihdr[:4] + (2 * 5).to_bytes(4, "big") + ihdr[8:]), (b"IDAT", idat), (b"IEND", b"")])
+    with pytest.raises(SceneError, match=r"^tall\.png: corrupt PNG"):
+        _native.decode_image_bytes(taller, "tall.png")
+
+
+def test_only_regular_files_reach_the_decoder(tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for call in (_native.probe_image, lambda p: _native.decode_images([p])):
+        with pytest.raises(SceneError, match=r"pipe\.png: is a FIFO \(named pipe\); only regular files are read"):
+            call(str(fifo))  # must return at once, not wait for a writer
+    with pytest.raises(SceneError, match="is a folder; only regular files are read"):
+        _native.probe_image(str(tmp_path))
+    with pytest.raises(SceneError, match="/dev/zero: is a character device"):
+        _native.decode_images(["/dev/zero"])

@@ -85,7 +85,7 @@ def test_mismatched_image_sizes(tmp_path) -> None:
 
 def test_image_size_disagrees_with_intrinsics(tmp_path) -> None:
     edit_json(write_ngp(tmp_path) / "transforms.json", lambda d: d.update(w=20))
-    assert_scene_error(tmp_path, "transforms.json: view 0: image is 12x8 but its intrinsics say 20x8")
+    assert_scene_error(tmp_path, "transforms.json: frame 0: image is 12x8 but its intrinsics say 20x8")
 
 
 def test_nan_pose(tmp_path) -> None:
@@ -105,7 +105,7 @@ def test_infinite_pose_llff(tmp_path) -> None:
 def test_non_rigid_pose(tmp_path) -> None:
     path = write_blender(tmp_path) / "transforms_train.json"
     edit_json(path, lambda d: d["frames"][1]["transform_matrix"][0].__setitem__(0, 2.5))
-    assert_scene_error(tmp_path, f"{path}: view 1: pose rotation is not orthonormal")
+    assert_scene_error(tmp_path, f"{path}: frame 1: pose rotation is not orthonormal")
 
 
 def test_empty_frame_list(tmp_path) -> None:
@@ -145,7 +145,7 @@ def test_wrong_json_types_blender(tmp_path, edit, message) -> None:
         (lambda d: d.update(fl_x=True), "'fl_x' must be a number, got bool"),
         (lambda d: d["frames"][3].update(w=10.5), "frame 3: 'w' must be a whole number of pixels"),
         (lambda d: d.update(h=1e300), "'h' must be a whole number of pixels in 0..1048576"),
-        (lambda d: d.update(cx=1e300), "view 0: camera field 'cx' is NaN or infinite"),
+        (lambda d: d.update(cx=1e300), "frame 0: principal point cx = 1e+300 px is more than 1 image width outside"),
         (lambda d: d.update(train_filenames=["nope.png"]), "'train_filenames' names 'nope.png'"),
         (lambda d: [d.pop(k) for k in ("fl_x", "fl_y")], "frame 0: no focal length"),
     ],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfprune.scene import SceneConfig, detect_format, load_scene
+from nerfprune.scene import FORMATS, detect_format, format_help, load_scene
 from nerfprune.scene.builtin import look_at
 
 W, H = 12, 8
@@ -155,6 +155,45 @@ def test_npz_float_and_uint8_images(tmp_path) -> None:
     assert detect_format(tmp_path / "tiny.npz")[0] == "npz"
 
 
-def test_builtin_by_name_and_config() -> None:
-    scene = SceneConfig().load()
+def test_builtin_by_name() -> None:
+    scene = load_scene("builtin")
     assert scene.name == "builtin" and scene.images.shape[0] == len(scene.cameras)
+
+
+def test_format_registry_drives_detection_and_help(tmp_path) -> None:
+    names = [f.name for f in FORMATS]
+    assert names == ["blender", "ngp", "llff", "npz"]
+    assert [name for name, _ in format_help()] == names
+    assert all(help_text and "\n" not in help_text for _, help_text in format_help())
+    writers = {"blender": write_blender, "ngp": write_ngp, "llff": write_llff}
+    for name, write in writers.items():
+        root = write(tmp_path / name)
+        assert detect_format(root)[0] == name
+        assert load_scene(root).meta["format"] == name
+    assert detect_format(write_npz(tmp_path / "npz.npz"))[0] == "npz"
+    assert detect_format(tmp_path / "blender" / "transforms_val.json") == ("blender", tmp_path / "blender")
+    assert detect_format(tmp_path / "llff" / "poses_bounds.npy") == ("llff", tmp_path / "llff")
+
+
+def test_val_frames_repeated_as_test_are_accepted_with_a_warning(tmp_path, caplog) -> None:
+    """Datasets often ship transforms_test.json = transforms_val.json: accepted (logged), not an error."""
+    write_blender(tmp_path, counts=(3, 2, 2))
+    (tmp_path / "transforms_test.json").write_text((tmp_path / "transforms_val.json").read_text())
+    with caplog.at_level("WARNING", logger="nerfprune.scene.loading"):
+        scene = load_scene(tmp_path)
+    assert scene.splits["test"].tolist() == [5, 6] and (scene.images[5] == scene.images[3]).all()
+    assert "2 test frames repeat val frames" in caplog.text and "transforms_test.json: frame 0" in caplog.text
+
+
+def test_allow_outside_paths_reads_images_elsewhere(tmp_path) -> None:
+    root = write_ngp(tmp_path / "scene", n=3)
+    shared = tmp_path / "shared_images"
+    (root / "images").rename(shared)
+    doc = json.loads((root / "transforms.json").read_text())
+    for i, frame in enumerate(doc["frames"]):
+        frame["file_path"] = str(shared / f"{i:04d}.png") if i else f"../shared_images/{i:04d}.png"
+    (root / "transforms.json").write_text(json.dumps(doc))
+    scene = load_scene(root, allow_outside_paths=True)
+    np.testing.assert_array_equal(scene.images[2], image(2, 3))
+    with pytest.raises(ValueError, match="allow_outside_paths must be True or False"):
+        load_scene(root, allow_outside_paths="yes")

@@ -100,7 +100,7 @@ def original_llff_first_pose(raw: np.ndarray) -> np.ndarray:
 def test_fern_llff() -> None:
     root = scene_dir("fern")
     raw = np.load(root / "poses_bounds.npy")
-    assert len(read_llff(root, 1).paths) == 20
+    assert len(read_llff(root).paths) == 20
     scene = load_scene(root, views=[0, 8, 19])
     assert scene.images.shape == (3, 378, 504, 3)
     np.testing.assert_allclose(scene.cameras.fx, raw[[0, 8, 19], 14] * 504 / 4032, rtol=1e-6)
@@ -110,3 +110,19 @@ def test_fern_llff() -> None:
     for i, v in enumerate([0, 8, 19]):
         np.testing.assert_array_equal(scene.images[i], pillow(names[v]))
     assert scene.splits["val"].tolist() == [0, 1]  # views 0 and 8 are held out (every 8th)
+
+
+@pytest.mark.parametrize("name", ["mic", "fox", "fern"])
+def test_every_view_passes_the_camera_and_frame_checks(name: str, monkeypatch) -> None:
+    """All frames of the real scenes pass validation (rotation tolerance, focal / principal point
+    bounds, duplicates, splits); pixels are not decoded here, to stay fast."""
+    import nerfprune.scene.loading as loading
+
+    def no_pixels(paths, factor):
+        w, h, alpha = loading.probe_image(paths[0])
+        return np.zeros((len(paths), h // factor, w // factor, 4 if alpha else 3), np.uint8)
+
+    monkeypatch.setattr(loading, "decode_images", no_pixels)
+    scene = load_scene(scene_dir(name))
+    assert len(scene.cameras) == {"mic": 400, "fox": 67, "fern": 20}[name]
+    assert len(scene.splits["train"]) > 0

@@ -20,6 +20,7 @@ from nerfprune.outputs import VIDEO_SUFFIXES
 from nerfprune.provenance import SceneMismatchWarning, load_recorded_scene, scene_mismatch
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene.types import Cameras, Scene
+from nerfprune.scene.validate import validate_background
 from nerfprune.checkpoint import load_checkpoint
 from nerfprune.training import CHECKPOINT_NAME, TrainConfig, Trainer, load_model
 
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 def load_scene(path: str | Path = "builtin", **options) -> Scene:
     """A scene from a folder/file (format auto-detected) or "builtin" for the generated one.
 
-    The path as given is kept in `scene.meta["path"]`: a model trained on the scene records it
-    (`nerfprune.provenance`), so `evaluate` and `render` find the scene again.
+    The path as given is kept in `scene.meta["path"]` (and `allow_outside_paths` beside it): a model
+    trained on the scene records them (`nerfprune.provenance`), so `evaluate` and `render` find the
+    scene again.
     """
     from nerfprune.scene import load_scene as _load
 
@@ -37,6 +39,7 @@ def load_scene(path: str | Path = "builtin", **options) -> Scene:
         raise ConfigError(f"load_scene: path must be a str or Path, got {type(path).__name__}")
     scene = _load(path, **options)
     scene.meta.setdefault("path", str(path))
+    scene.meta.setdefault("allow_outside_paths", options.get("allow_outside_paths", False))
     return scene
 
 
@@ -131,16 +134,6 @@ def _render_config(model: NerfModel, config: RenderConfig | None, caller: str) -
     return _config(config, RenderConfig, caller, "render_config")
 
 
-def _background(background, caller: str) -> tuple[float, float, float]:
-    try:
-        rgb = tuple(float(c) for c in background)
-    except (TypeError, ValueError):
-        rgb = ()
-    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
-        raise ConfigError(f"{caller}: background must be 3 numbers in [0, 1] (RGB), got {background!r:.60}")
-    return rgb
-
-
 def check_video(video: str | None, out_dir, caller: str) -> None:
     if video is None:
         return
@@ -164,7 +157,7 @@ def render(
     if not isinstance(cameras, Cameras):
         raise ConfigError(f"render: cameras must be a nerfprune.Cameras, got {type(cameras).__name__}")
     cameras.validate("render: cameras")  # NaN poses, fx = 0, far = inf: refused, not rendered as NaN images
-    bg = _background(background, "render")
+    bg = validate_background(background, "render")
     check_video(video, out_dir, "render")
     if not isinstance(prefix, str) or not prefix or Path(prefix).name != prefix:
         raise ConfigError(f"render: prefix must be a plain file-name prefix, got {prefix!r}")

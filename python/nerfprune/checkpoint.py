@@ -11,6 +11,7 @@ the previous checkpoint intact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +39,17 @@ class Checkpoint:
     scene_fingerprint: str  # fingerprint of the training images, to refuse resuming on other data
     extra: dict  # free-form JSON metadata (e.g. the pruning round)
     scene: SceneRecord | None = None  # the scene trained on (None in checkpoints written before it was recorded)
+    grid: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # occupancy grid state (empty: none)
 
 
-GROUPS = ("model/", "optim/", "mask/")  # tensor name prefixes: weights, Adam state, pruning masks
+GROUPS = ("model/", "optim/", "mask/", "grid/")  # tensor name prefixes: weights, Adam state, pruning masks, occupancy grid
 ADAM_KEYS = {"step": "a 0-d step count", "exp_avg": "the first moment", "exp_avg_sq": "the second moment",
              "max_exp_avg_sq": "the AMSGrad maximum"}
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, group in zip(GROUPS, (ckpt.model, ckpt.optimizer, ckpt.masks)):
+    for prefix, group in zip(GROUPS, (ckpt.model, ckpt.optimizer, ckpt.masks, ckpt.grid)):
         for name, t in group.items():
             t = t.detach().cpu().contiguous()
             tensors[prefix + name] = t.to(torch.uint8) if t.dtype == torch.bool else t
@@ -130,7 +132,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     for key, t in tensors.items():
         prefix = next((p for p in GROUPS if key.startswith(p)), None)
         if prefix is None:
-            raise CheckpointError(f"{path}: unexpected tensor '{key}' (checkpoint tensors are model/, optim/ or mask/)")
+            raise CheckpointError(f"{path}: unexpected tensor '{key}' (checkpoint tensors are model/, optim/, mask/ or grid/)")
         groups[prefix][key[len(prefix):]] = t
     check_tensors(path, groups["model/"], "weight")
     check_tensors(path, groups["optim/"], "optimizer state")
@@ -150,7 +152,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(
         iteration=int(iteration), config=config, model=groups["model/"], optimizer=groups["optim/"],
         masks=_masks(path, groups["mask/"]), scene_fingerprint=fingerprint,
-        extra=_json_object(path, meta, "extra", "{}"), scene=scene,
+        extra=_json_object(path, meta, "extra", "{}"), scene=scene, grid=groups["grid/"],
     )
 
 

@@ -64,11 +64,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _scene_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
     """--scene, --factor, --background; with `recorded` (eval, render, prune) the scene defaults to the
     model's own and --strict refuses another one."""
+    from nerfprune.scene.formats import format_help
     from nerfprune.scene.loading import BACKGROUNDS
 
-    default = "the scene the model was trained on" if recorded else "'builtin'"
+    formats = "; ".join(f"{name}: {text}" for name, text in format_help())
+    default = "the scene the model was trained on" if recorded else "'builtin', the generated scene"
     p.add_argument("--scene", default=None,
-                   help=f"scene folder or file (Blender, instant-ngp/nerfstudio, LLFF, npz), or 'builtin' [default: {default}]")
+                   help=f"scene folder or file, or 'builtin' [default: {default}]. Formats: {formats}".replace("%", "%%"))
     p.add_argument("--factor", type=int, default=None, help="downscale the scene's images by this integer factor [default: 1]")
     p.add_argument("--background", default=None, choices=list(BACKGROUNDS),
                    help="colour composited behind transparent pixels [default: white]")
@@ -85,6 +87,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     _flag(p, RenderConfig, "n_coarse", default=None)
     _flag(p, RenderConfig, "n_fine", default=None)
     _flag(p, RenderConfig, "backend", default=None, choices=BACKENDS)
+    p.add_argument("--no-skip-empty", dest="skip_empty", action="store_const", const=False, default=None,
+                   help="ignore the model's occupancy grid and sample the whole of [near, far]")
     p.add_argument("--mlp-precision", dest="precision", default=None, choices=list(PRECISIONS),
                    help=f"{_choices_help(PRECISIONS)}")
     p.add_argument("--mlp-backward", dest="backward", default=None, choices=list(BACKWARDS),
@@ -109,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
+    p.add_argument("--occupancy", action="store_true",
+                   help="train with an occupancy grid: samples only in occupied space (Blender, built-in; docs/empty-space.md)")
     _render_args(p)
     _common(p)
 
@@ -247,7 +253,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
     """Set the render and MLP flags that were given on `cfg` (a TrainConfig); the others keep its values."""
-    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend")), (cfg.mlp, ("precision", "backward"))):
+    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend", "skip_empty")), (cfg.mlp, ("precision", "backward"))):
         for name in names:
             value = getattr(args, name, None)
             if value is not None:
@@ -265,6 +271,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       block_workers=args.block_workers,
                       model=NerfModelConfig(preset=args.preset))
     _apply_render_flags(cfg, args)
+    cfg.occupancy.enabled = args.occupancy
     cfg.validate()
     _check_out(args)
     scene = _scene(args)

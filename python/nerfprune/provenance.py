@@ -38,6 +38,7 @@ class SceneRecord:
     factor: int = 1  # load_scene's image downscale factor
     background: str = "white"  # load_scene's background: white | black | random
     builtin: dict | None = None  # the BuiltinSceneConfig of a generated scene (it need not be the default one)
+    allow_outside_paths: bool = False  # load_scene's permission for image paths outside the scene folder
 
     def describe(self) -> str:
         """`../mic (blender, factor 8, fingerprint 0123...)`, `the built-in scene (24x24, seed 0, fingerprint
@@ -94,7 +95,8 @@ def record_scene(scene: Scene, fingerprint_hex: str | None = None) -> SceneRecor
     return SceneRecord(path=path, abs_path=abs_path, format=fmt,
                        fingerprint=fingerprint_hex or scene_fingerprint(scene),
                        factor=int(scene.meta.get("factor", 1)), background=background_name(scene),
-                       builtin=dict(builtin) if isinstance(builtin, dict) else None)
+                       builtin=dict(builtin) if isinstance(builtin, dict) else None,
+                       allow_outside_paths=scene.meta.get("allow_outside_paths") is True)
 
 
 def load_recorded_scene(record: SceneRecord, checkpoint: str | Path) -> Scene:
@@ -109,8 +111,9 @@ def load_recorded_scene(record: SceneRecord, checkpoint: str | Path) -> Scene:
 
     for candidate in dict.fromkeys([record.path, record.abs_path]):
         if candidate and Path(candidate).exists():
-            scene = load_scene(candidate, factor=record.factor, background=record.background)
-            scene.meta["path"] = record.path
+            scene = load_scene(candidate, factor=record.factor, background=record.background,
+                               allow_outside_paths=record.allow_outside_paths)
+            scene.meta.update(path=record.path, allow_outside_paths=record.allow_outside_paths)
             return scene
     raise SceneError(f"{checkpoint}: the model's scene {record.path} is gone (also tried {record.abs_path}); "
                      "pass --scene (scene= in the API)")

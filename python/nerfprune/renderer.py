@@ -40,6 +40,8 @@ class RenderConfig:
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering math: "taichi" (kernels, default) or "torch" (the pure-torch references)
+    round_samples: int = 16  # inference: samples per ray per marching round; rays whose transmittance fell below early_stop_eps stop (0: all at once)
+    skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:
         """Types and ranges; sizes bounded (docs/validation.md) so no config asks for absurd memory or time."""
@@ -54,6 +56,7 @@ class RenderConfig:
                               f"{self.ray_chunk} x {self.n_coarse + self.n_fine}")
         check_range("last_delta", self.last_delta, 0.0, 1e30, low_open=True)
         check_range("early_stop_eps", self.early_stop_eps, 0.0, 1.0, high_open=True)
+        check_range("round_samples", self.round_samples, 0, MAX_SAMPLES)
 
     def math(self) -> RenderMath:
         """The rendering-math object `backend` names."""
@@ -81,13 +84,25 @@ def _shade(
     dir_enc: torch.Tensor, ray_norm: torch.Tensor, background: torch.Tensor, cfg: RenderConfig,
     math: RenderMath, mlp: MLPConfig, training: bool,
 ) -> dict[str, torch.Tensor]:
-    """Evaluate one network at samples t [B, S] and composite."""
+    """Evaluate one network at samples t [B, S] and composite.
+
+    Rendering (not training) with early termination marches the rays in rounds (`nerfprune.marching`):
+    the MLP runs only for rays still visible; the image is the one of evaluating every sample.
+    """
+    if not training and cfg.early_stop_eps > 0 and cfg.round_samples > 0:
+        from nerfprune.marching import packed_from_padded
+        from nerfprune.packed_renderer import shade_packed
+
+        samples = packed_from_padded(t.contiguous(), cfg.last_delta)
+        (colour, depth, opacity, weights), n = shade_packed(model, which, origins, dirs, samples, dir_enc, ray_norm,
+                                                            background, cfg, math, mlp, training)
+        return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights.reshape(t.shape), "samples": n}
     sigma, rgb = field_at_samples(model, which, origins, dirs, t, dir_enc, cfg, math, mlp)
     colour, depth, opacity, weights = math.composite(
         sigma.contiguous(), rgb.contiguous(), t.contiguous(), ray_norm, background,
         last_delta=cfg.last_delta, early_stop_eps=0.0 if training else cfg.early_stop_eps,
     )
-    return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights}
+    return {"rgb": colour, "depth": depth, "opacity": opacity, "weights": weights, "samples": t.numel()}
 
 
 def render_rays(
@@ -100,19 +115,27 @@ def render_rays(
     Returns "rgb" [B, 3], "depth" [B], "opacity" [B] of the fine pass (coarse when
     n_fine = 0 or the model has no fine network) and "rgb_coarse" [B, 3].
     Samples are jittered only when `training`. `math` defaults to `cfg.math()`, `mlp` to the model's `mlp`.
+    A model with an occupancy grid (`model.grid`) samples only in occupied space when `cfg.skip_empty`
+    (`nerfprune.packed_renderer`; its output also has "samples", the MLP points evaluated).
     """
     math = math or cfg.math()
     mlp = mlp or model.mlp
+    grid = getattr(model, "grid", None)
+    if grid is not None and cfg.skip_empty:
+        from nerfprune.packed_renderer import render_rays_packed
+
+        return render_rays_packed(model, origins, dirs, background, near, far, cfg, grid, training, generator, math, mlp)
     b = origins.shape[0]
     ray_norm = dirs.norm(dim=-1)  # [B]
     dir_enc = math.positional_encoding(dirs / ray_norm[:, None], model.field_cfg.dir_frequencies)  # [B, Dd]
     t_coarse = math.stratified(b, cfg.n_coarse, near, far, training, lindisp=cfg.lindisp, generator=generator)
     coarse = _shade(model, "coarse", origins, dirs, t_coarse, dir_enc, ray_norm, background, cfg, math, mlp, training)
-    out = {"rgb_coarse": coarse["rgb"], "rgb": coarse["rgb"], "depth": coarse["depth"], "opacity": coarse["opacity"]}
+    out = {"rgb_coarse": coarse["rgb"], "rgb": coarse["rgb"], "depth": coarse["depth"], "opacity": coarse["opacity"],
+           "samples": coarse["samples"]}
     if cfg.n_fine > 0 and model.fine is not None:
         t_all = math.importance(t_coarse, coarse["weights"].detach(), cfg.n_fine, training, generator=generator)
         fine = _shade(model, "fine", origins, dirs, t_all, dir_enc, ray_norm, background, cfg, math, mlp, training)
-        out.update(rgb=fine["rgb"], depth=fine["depth"], opacity=fine["opacity"])
+        out.update(rgb=fine["rgb"], depth=fine["depth"], opacity=fine["opacity"], samples=out["samples"] + fine["samples"])
     return out
 
 
@@ -122,23 +145,32 @@ def render_view(
     background: tuple[float, float, float] = (1.0, 1.0, 1.0), *, math: RenderMath | None = None,
     mlp: MLPConfig | None = None,
 ) -> dict[str, np.ndarray]:
-    """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)."""
+    """Render view `index` of `cameras` -> "rgb" [H, W, 3], "depth" [H, W], "opacity" [H, W] (numpy float32)
+    and "mlp_samples_per_ray" (float: MLP evaluations per pixel, coarse + fine)."""
+    from nerfprune.scene.validate import validate_camera
+
     math = math or cfg.math()
     w, h = int(cameras.width[index]), int(cameras.height[index])
     dist = None if cameras.distortion is None else torch.from_numpy(cameras.distortion[index])
+    validate_camera(cameras.c2w[index], float(cameras.fx[index]), float(cameras.fy[index]), float(cameras.cx[index]),
+                    float(cameras.cy[index]), w, h, cameras.near, cameras.far, where=f"camera {index}",
+                    distortion=None if cameras.distortion is None else cameras.distortion[index])
     origins, dirs = math.view_rays(
         torch.from_numpy(np.ascontiguousarray(cameras.c2w[index])), float(cameras.fx[index]), float(cameras.fy[index]),
         float(cameras.cx[index]), float(cameras.cy[index]), w, h, dist,
     )
     bg = torch.tensor(background, dtype=torch.float32)
     parts: dict[str, list[torch.Tensor]] = {"rgb": [], "depth": [], "opacity": []}
+    samples = 0
     for start in range(0, origins.shape[0], cfg.ray_chunk):
         out = render_rays(model, origins[start:start + cfg.ray_chunk], dirs[start:start + cfg.ray_chunk], bg,
                           cameras.near, cameras.far, cfg, training=False, math=math, mlp=mlp)
         for key in parts:
             parts[key].append(out[key])
+        samples += out["samples"]
     return {
         "rgb": torch.cat(parts["rgb"]).reshape(h, w, 3).clamp(0, 1).numpy(),
         "depth": torch.cat(parts["depth"]).reshape(h, w).numpy(),
         "opacity": torch.cat(parts["opacity"]).reshape(h, w).numpy(),
+        "mlp_samples_per_ray": samples / max(h * w, 1),  # MLP evaluations per pixel, coarse + fine
     }

@@ -8,6 +8,7 @@ uninterrupted run would have done, given the same thread count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfprune.checkpoint import (Checkpoint, check_state, flatten_adam_state, load_checkpoint, restore_adam_state,
-                                  save_checkpoint)
+from nerfprune.checkpoint import (Checkpoint, check_state, check_tensors, flatten_adam_state, load_checkpoint,
+                                  restore_adam_state, save_checkpoint)
 from nerfprune.config import (atomic_write_bytes, check_fields, check_range, from_dict, make_dir, nested, save_config,
                               to_dict)
 from nerfprune.errors import CheckpointError, ConfigError, MaskError, SceneError, TrainingDiverged
@@ -35,6 +36,22 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"
 MAX_ITERATIONS = 10**8  # training steps (5e4 took 7 hours on a GPU in the original NeRF)
 MAX_SEED = 2**32 - 1  # seeds are combined with the iteration into one 64-bit generator seed
+
+
+@dataclass
+class OccupancyConfig:
+    """Empty-space skipping while training: an occupancy grid over the scene, refreshed from the field."""
+
+    enabled: bool = False  # train with an occupancy grid (samples only in occupied space; bounded scenes)
+    resolution: int = 128  # cells per axis of the grid
+    update_every: int = 16  # iterations between grid updates (nerfacc's default)
+    warmup_steps: int = 256  # until this iteration an update evaluates every cell (then a quarter + the occupied)
+
+    def validate(self) -> None:
+        check_fields(self)
+        check_range("resolution", self.resolution, 1, 512)  # 512^3 float32 densities: 512 MB
+        check_range("update_every", self.update_every, 1, MAX_ITERATIONS)
+        check_range("warmup_steps", self.warmup_steps, 0, MAX_ITERATIONS)
 
 
 @dataclass
@@ -57,6 +74,7 @@ class TrainConfig:
     model: NerfModelConfig = field(default_factory=NerfModelConfig)  # network sizes
     mlp: MLPConfig = field(default_factory=MLPConfig)  # how the MLP runs: precision, training backward
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
+    occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)  # empty-space skipping (off by default)
 
     def validate(self) -> None:
         """Types, ranges and sizes of every field, nested configs included (bounds: docs/validation.md)."""
@@ -76,7 +94,7 @@ class TrainConfig:
             raise ConfigError(f"block_workers must be 1 or 2, got {self.block_workers}")
         if self.block_points is not None:
             check_range("block_points", self.block_points, 0, 2**27)
-        for name in ("model", "mlp", "render"):
+        for name in ("model", "mlp", "render", "occupancy"):
             with nested(name):
                 getattr(self, name).validate()
         samples = self.render.n_coarse + self.render.n_fine
@@ -127,7 +145,33 @@ def checkpoint_config(path: str | Path, ckpt: Checkpoint) -> TrainConfig:
     with nested(f"{path}: config", CheckpointError):
         cfg.validate()
     check_state(path, ckpt, parameter_shapes(cfg))
+    _check_grid(path, ckpt, cfg)
     return cfg
+
+
+def _check_grid(path: str | Path, ckpt: Checkpoint, cfg: TrainConfig) -> None:
+    """A stored occupancy grid fits the config (its resolution, before a grid of that size is built) and
+    holds finite densities; `OccupancyGrid.load_state_dict` checks the rest of its shapes and dtypes."""
+    if not ckpt.grid:
+        return
+    if not cfg.occupancy.enabled:
+        raise CheckpointError(f"{path}: holds an occupancy grid, but its config has occupancy.enabled = false")
+    res = ckpt.grid.get("resolution")
+    if res is None or res.dtype != torch.int64 or res.dim() != 0 or int(res) != cfg.occupancy.resolution:
+        raise CheckpointError(f"{path}: tensor 'grid/resolution' must be the config's occupancy.resolution "
+                              f"({cfg.occupancy.resolution}) as a 0-d int64, got {res!r:.60}")
+    density = ckpt.grid.get("density")
+    if density is not None:
+        check_tensors(path, {"grid/density": density}, "occupancy grid")
+
+
+@contextlib.contextmanager
+def _grid_errors(path: str | Path):
+    """`OccupancyGrid.load_state_dict`'s complaints as a `CheckpointError` naming the file."""
+    try:
+        yield
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: the occupancy grid is damaged ({e})") from None
 
 
 def upgrade_config(data: dict) -> dict:
@@ -199,6 +243,12 @@ class Trainer:
         self.fingerprint = scene_fingerprint(scene)
         self.scene_record = record_scene(scene, self.fingerprint)  # stored in every checkpoint
         self.math = cfg.render.math()  # the rendering-math backend every step runs on
+        if cfg.occupancy.enabled:
+            from nerfprune.occupancy import OccupancyGrid
+
+            train = scene.split("train")
+            self.model.grid = OccupancyGrid.from_cameras(scene.cameras.c2w[train], scene.cameras.near, scene.cameras.far,
+                                                         cfg.occupancy.resolution, seed=cfg.seed)
         self._apply_masks()
 
     # -- bookkeeping -------------------------------------------------------
@@ -217,6 +267,7 @@ class Trainer:
             iteration=self.iteration, config=to_dict(self.cfg), model=self.model.state_dict(),
             optimizer=flatten_adam_state(self.optimizer, self.names), masks=self.masks,
             scene_fingerprint=self.fingerprint, extra=self.extra, scene=self.scene_record,
+            grid={} if getattr(self.model, "grid", None) is None else self.model.grid.state_dict(),
         ))
         return self.checkpoint_path
 
@@ -236,6 +287,11 @@ class Trainer:
             raise CheckpointError(f"{self.checkpoint_path}: was written with different settings ({', '.join(diff)}); use another --out")
         self.model.load_state_dict(ckpt.model)
         restore_adam_state(self.optimizer, self.names, ckpt.optimizer)
+        if getattr(self.model, "grid", None) is not None:
+            if not ckpt.grid:
+                raise CheckpointError(f"{self.checkpoint_path}: has no occupancy grid, but the config asks for one")
+            with _grid_errors(self.checkpoint_path):
+                self.model.grid.load_state_dict(ckpt.grid)
         self.masks = ckpt.masks
         self.iteration = ckpt.iteration
         log.info("resuming %s at iteration %d", self.checkpoint_path, self.iteration)
@@ -251,6 +307,10 @@ class Trainer:
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.iteration)
         batch = batcher.batch(self.iteration).to_torch()
+        grid = getattr(self.model, "grid", None)
+        if grid is not None and self.iteration % cfg.occupancy.update_every == 0:
+            grid.update(lambda p: self.model.density(p, self.math.positional_encoding), self.iteration,
+                        warmup_steps=cfg.occupancy.warmup_steps)
         origins, dirs = self.math.generate_rays(cams["c2w"], cams["intrinsics"], batch.view, batch.row, batch.col, cams["distortion"])
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.iteration)
@@ -353,5 +413,10 @@ def load_model(path: str | Path) -> tuple[NerfModel, TrainConfig, Checkpoint]:
         model.load_state_dict(ckpt.model)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the saved network config ({str(e).splitlines()[0]})") from None
+    if ckpt.grid:
+        from nerfprune.occupancy import OccupancyGrid
+
+        with _grid_errors(path):
+            model.grid = OccupancyGrid.from_state_dict(ckpt.grid)
     model.eval()
     return model, cfg, ckpt

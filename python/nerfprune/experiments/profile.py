@@ -38,6 +38,7 @@ from taichi_kernels.backend import RenderMath
 MATH_STAGES = {  # every method of RenderMath -> the stage it is counted in
     "generate_rays": "ray generation", "view_rays": "ray generation",
     "stratified": "sampling (stratified)", "importance": "sampling (importance)", "composite": "compositing",
+    "composite_packed": "compositing",
     "positional_encoding": "positional encoding",
 }
 STAGE_ORDER = ("ray generation", "sampling (stratified)", "sampling (importance)", "positional encoding",

@@ -91,6 +91,18 @@ class NerfModel(nn.Module):
             return self.fine
         return self.coarse
 
+    @torch.no_grad()
+    def density(self, points: torch.Tensor, encode) -> torch.Tensor:
+        """Density [N] >= 0 at world points [N, 3]: the larger of the networks' (what the occupancy grid needs).
+
+        `encode(x, n_frequencies)` is the positional encoding to use (a `RenderMath.positional_encoding`).
+        NeRF's density does not depend on the view direction, so a zero direction encoding is passed.
+        """
+        pos_enc = encode(points, self.field_cfg.pos_frequencies)  # [N, P]
+        dir_enc = pos_enc.new_zeros(points.shape[0], self.field_cfg.dir_features)  # [N, Dd]
+        sigma = [torch.relu(net(pos_enc, dir_enc)[0][:, 0]) for net in self.networks().values()]
+        return torch.stack(sigma).amax(dim=0)
+
     def networks(self) -> dict[str, nn.Module]:
         """{"coarse": ..., "fine": ...} (fine only when present)."""
         return {"coarse": self.coarse, **({"fine": self.fine} if self.fine is not None else {})}

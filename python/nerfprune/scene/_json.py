@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 
 from nerfprune.errors import SceneError
+from nerfprune.scene.files import read_bytes, show
+from nerfprune.scene.validate import check_bottom_rows
 
 MISSING: Any = object()  # sentinel: the key is required
+MAX_JSON_BYTES = 256 << 20  # 256 MiB: a transforms file of ~500k frames; fox's is 42 kB
 
 
 def _type_name(value: Any) -> str:
@@ -21,18 +24,21 @@ def _type_name(value: Any) -> str:
 
 def load_json(path: Path) -> dict:
     """Parse `path` as a JSON object (NaN/Infinity tokens are accepted here and rejected per field)."""
+    data = read_bytes(path, MAX_JSON_BYTES, "JSON file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SceneError(f"{path}: cannot read file: {e}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SceneError(f"{show(path)}: not UTF-8 text: {e}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise SceneError(f"{path}: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise SceneError(f"{show(path)}: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
-        raise SceneError(f"{path}: invalid JSON: nested too deeply") from None
+        raise SceneError(f"{show(path)}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise SceneError(f"{show(path)}: invalid JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise SceneError(f"{path}: expected a JSON object at the top level, got {_type_name(doc)}")
+        raise SceneError(f"{show(path)}: expected a JSON object at the top level, got {_type_name(doc)}")
     return doc
 
 
@@ -52,10 +58,31 @@ def number(obj: dict, key: str, where: str, default: Any = MISSING) -> float:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SceneError(f"{where}: '{key}' must be a number, got {_type_name(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a 400-digit integer
+        raise SceneError(f"{where}: '{key}' is too large ({len(str(value))} digits)") from None
     if not math.isfinite(value):
         raise SceneError(f"{where}: '{key}' is NaN or infinite")
     return value
+
+
+def boolean(obj: dict, key: str, where: str, default: Any = MISSING) -> bool:
+    """A JSON `true` / `false` under `key` (numbers and strings are refused), or `default`."""
+    present, value = _get(obj, key, where, default)
+    if present and not isinstance(value, bool):
+        raise SceneError(f"{where}: '{key}' must be true or false, got {_type_name(value)}")
+    return value
+
+
+def numbers(obj: dict, key: str, where: str, length: int, default: Any = MISSING) -> list[float]:
+    """A list of `length` finite numbers (not booleans) under `key`, or `default` when absent."""
+    present, value = _get(obj, key, where, default)
+    if not present:
+        return value
+    if not isinstance(value, list) or len(value) != length:
+        raise SceneError(f"{where}: '{key}' must be a list of {length} numbers")
+    return [number({key: v}, key, where) for v in value]
 
 
 def string(obj: dict, key: str, where: str) -> str:
@@ -84,7 +111,12 @@ def pose_matrix(obj: dict, key: str, where: str) -> np.ndarray:
     )
     if not ok:
         raise SceneError(f"{where}: '{key}' must be a 4x4 (or 3x4) list of numbers")
-    m = np.asarray(rows, dtype=np.float64)
+    try:
+        m = np.asarray(rows, dtype=np.float64)
+    except OverflowError:  # an integer too large for a float
+        raise SceneError(f"{where}: '{key}' has a number too large for a float") from None
     if not np.isfinite(m).all():
         raise SceneError(f"{where}: '{key}' has NaN or infinite values")
+    if len(m) == 4:
+        check_bottom_rows(m[None], [where], key)
     return m[:3]

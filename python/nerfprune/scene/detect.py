@@ -1,45 +1,37 @@
-"""Which dataset format a path holds, decided from file names alone."""
+"""Which dataset format a path holds, decided from file names alone (rules in `formats.FORMATS`)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from nerfprune.errors import SceneError
+from nerfprune.scene.files import show, stat_path
+from nerfprune.scene.formats import FORMATS, DatasetFormat, tried
 
-FORMATS = ("blender", "ngp", "llff", "npz")
+
+def detect_format(path: str | os.PathLike) -> tuple[str, Path]:
+    """(format name, path its reader takes) for a dataset folder or a file inside one."""
+    fmt, where = detect(path)
+    return fmt.name, where
 
 
-def detect_format(path: str | Path) -> tuple[str, Path]:
-    """(format, path the reader takes): a folder, or a file inside one.
+def detect(path: str | os.PathLike) -> tuple[DatasetFormat, Path]:
+    """(format, path its reader takes) for a dataset folder or a file inside one.
 
-    Folder: `transforms_train.json` -> blender, `transforms.json` -> ngp,
-    `poses_bounds.npy` -> llff, exactly one `*.npz` -> npz. File: `*.npz` -> npz,
-    `poses_bounds.npy` -> llff, `transforms_<split>.json` -> blender (its folder),
-    any other `*.json` -> ngp/nerfstudio.
+    The formats are tried in the order of `FORMATS`; the first whose rule matches wins.
+    Raises `SceneError` naming the path when nothing is there or no format matches.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise SceneError(f"scene path must be a string or path, got {type(path).__name__}")
+    st = stat_path(path)
     p = Path(path)
-    if p.is_dir():
-        if (p / "transforms_train.json").is_file():
-            return "blender", p
-        if (p / "transforms.json").is_file():
-            return "ngp", p / "transforms.json"
-        if (p / "poses_bounds.npy").is_file():
-            return "llff", p
-        npz = sorted(p.glob("*.npz"))
-        if len(npz) == 1:
-            return "npz", npz[0]
-        raise SceneError(
-            f"{p}: unknown scene format: found none of transforms_train.json (Blender), transforms.json "
-            "(instant-ngp/nerfstudio), poses_bounds.npy (LLFF) or a single *.npz"
-        )
-    if p.is_file():
-        if p.suffix == ".npz":
-            return "npz", p
-        if p.name == "poses_bounds.npy":
-            return "llff", p.parent
-        if p.name in {"transforms_train.json", "transforms_val.json", "transforms_test.json"}:
-            return "blender", p.parent
-        if p.suffix == ".json":
-            return "ngp", p
-        raise SceneError(f"{p}: unknown scene format: expected a folder, a transforms JSON, poses_bounds.npy or an .npz")
-    raise SceneError(f"{p}: no such file or folder")
+    if st is None:
+        raise SceneError(f"{show(p)}: no such file or folder")
+    folder = stat.S_ISDIR(st.st_mode)
+    for fmt in FORMATS:
+        where = fmt.detect(p, folder)
+        if where is not None:
+            return fmt, where
+    raise SceneError(f"{show(p)}: unknown scene format; tried {tried()}")

@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What `load_scene` passes on to every format reader."""
+
+    factor: int = 1  # integer image downscale requested (LLFF picks an existing images_<k> folder by it)
+    allow_outside_paths: bool = False  # accept image paths resolving outside the scene folder
+
+
 @dataclass
 class Frames:
     """Per-frame metadata as the files state it; NaN / 0 mean "not given, derive it".
@@ -36,6 +44,11 @@ class Frames:
     images: np.ndarray | None = None  # [N, H, W, C] uint8 when the format stores pixels inline (npz)
     meta: dict = field(default_factory=dict)  # facts worth keeping (aabb_scale, bounds, ...)
     downscale: int | None = None  # factor still to apply when decoding, None = the requested factor
+    where: list[str] | None = None  # [N] where each frame is stated (".../transforms.json: frame 3"), for messages
+
+    def label(self, i: int) -> str:
+        """Where frame `i` is stated, for error messages."""
+        return self.where[i] if self.where is not None else f"{self.source}: frame {i}"
 
     @classmethod
     def unknown_intrinsics(cls, n: int) -> dict[str, np.ndarray]:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from nerfprune.errors import SceneError
-
-ROTATION_TOLERANCE = 1e-3  # max |R^T R - I| entry accepted as orthonormal
-
+from nerfprune.scene.validate import check_views, validate_background
 
 @dataclass
 class Cameras:
@@ -50,8 +49,12 @@ class Cameras:
             distortion=None if self.distortion is None else self.distortion[index],
         )
 
-    def validate(self, source: str | Path) -> None:
-        """Raise `SceneError` naming `source` if any camera is unusable."""
+    def validate(self, source: str | Path, labels: Sequence[str] | None = None) -> None:
+        """Raise `SceneError` naming `source` (or the view's label) if any camera is unusable.
+
+        labels: [N] where each view came from (".../transforms.json: frame 3"); default
+        "<source>: view <i>". The rules are in `nerfprune.scene.validate`.
+        """
         n = len(self)
         if n == 0:
             raise SceneError(f"{source}: the scene has no cameras (empty frame list)")
@@ -61,29 +64,10 @@ class Cameras:
                 raise SceneError(f"{source}: camera field '{name}' has shape {np.shape(value)}, expected ({n},)")
         if self.c2w.shape != (n, 3, 4):
             raise SceneError(f"{source}: poses have shape {self.c2w.shape}, expected ({n}, 3, 4)")
-        for name in ("fx", "fy", "cx", "cy", "c2w"):
-            bad = ~np.isfinite(getattr(self, name))
-            if bad.any():
-                view = int(np.argwhere(bad.reshape(n, -1).any(axis=1))[0, 0])
-                raise SceneError(f"{source}: view {view}: camera field '{name}' is NaN or infinite")
-        if (self.fx <= 0).any() or (self.fy <= 0).any():
-            view = int(np.argmax((self.fx <= 0) | (self.fy <= 0)))
-            raise SceneError(f"{source}: view {view}: focal length must be positive")
-        if (self.width <= 0).any() or (self.height <= 0).any():
-            raise SceneError(f"{source}: image width and height must be positive")
-        rot = self.c2w[:, :, :3].astype(np.float64)
-        err = np.abs(np.einsum("nji,njk->nik", rot, rot) - np.eye(3)).reshape(n, -1).max(axis=1)
-        if (err > ROTATION_TOLERANCE).any():
-            view = int(np.argmax(err))
-            raise SceneError(
-                f"{source}: view {view}: pose rotation is not orthonormal (max |R^T R - I| = {err[view]:.3g}); "
-                "scaled or sheared poses are not rigid camera poses"
-            )
-        if not (np.isfinite(self.near) and np.isfinite(self.far) and 0 <= self.near < self.far):
-            raise SceneError(f"{source}: need 0 <= near < far, got near={self.near}, far={self.far}")
-        if self.distortion is not None:
-            if self.distortion.shape != (n, 6) or not np.isfinite(self.distortion).all():
-                raise SceneError(f"{source}: distortion must be finite with shape ({n}, 6)")
+        if labels is None:
+            labels = [f"{source}: view {i}" for i in range(n)]
+        check_views(self.c2w, self.fx, self.fy, self.cx, self.cy, self.width, self.height,
+                    self.near, self.far, self.distortion, labels, str(source))
 
 
 @dataclass
@@ -123,20 +107,26 @@ class Scene:
             rgb = rgb * alpha + np.asarray(self.background, np.float32) * (1.0 - alpha)
         return rgb
 
-    def validate(self) -> None:
-        """Raise `SceneError` if images, cameras and splits do not fit together."""
+    def validate(self, labels: Sequence[str] | None = None) -> None:
+        """Raise `SceneError` if images, cameras and splits do not fit together.
+
+        labels: [N] where each view came from, for messages (see `Cameras.validate`).
+        """
         n = len(self.cameras)
         if self.images.ndim != 4 or self.images.shape[-1] not in (3, 4) or self.images.dtype != np.uint8:
             raise SceneError(f"{self.source}: images must be uint8 [N, H, W, 3|4], got {self.images.dtype} {self.images.shape}")
         if self.images.shape[0] != n:
             raise SceneError(f"{self.source}: {self.images.shape[0]} images but {n} cameras")
-        self.cameras.validate(self.source)
+        if labels is None:
+            labels = [f"{self.source}: view {i}" for i in range(n)]
+        self.cameras.validate(self.source, labels)
+        validate_background(self.background, f"{self.source}: scene")
         h, w = self.images.shape[1:3]
         bad = np.nonzero((self.cameras.width != w) | (self.cameras.height != h))[0]
         if bad.size:
             v = int(bad[0])
             raise SceneError(
-                f"{self.source}: view {v}: image is {w}x{h} but its intrinsics say "
+                f"{labels[v]}: image is {w}x{h} but its intrinsics say "
                 f"{int(self.cameras.width[v])}x{int(self.cameras.height[v])}"
             )
         for name, idx in self.splits.items():

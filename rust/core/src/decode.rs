@@ -8,6 +8,12 @@
 //! area-downscaled by an integer factor on the way ([`crate::resize`]).
 //!
 //! Every error names the file and the problem ("…/r_3.png: truncated PNG …").
+//!
+//! Files are opened only when they are regular files ([`open_regular`]): a FIFO, device or
+//! folder where an image should be is refused without blocking. JPEG scans are decoded with a
+//! guard of 1-bits after their entropy-coded data ([`guard_scans`]), so data that ends early —
+//! a cut file with its end marker re-appended, or a frame header patched to a larger size — is
+//! an error instead of the zero-filled garbage jpeg-decoder would silently produce.
 
 use crate::error::{CoreError, CoreResult};
 use crate::resize::area_downscale;
@@ -17,6 +23,101 @@ use std::io::{BufReader, Cursor, Read};
 
 /// Largest image accepted (pixels); guards allocations against absurd headers.
 pub const MAX_PIXELS: u64 = 1 << 27;
+
+/// Largest image file read (bytes): an uncompressed 16-bit RGBA PNG of `MAX_PIXELS` is 1 GiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 31;
+
+/// `O_NONBLOCK` where its value is known (Linux on the common architectures): opening a FIFO
+/// then returns at once instead of waiting for a writer. Elsewhere 0, and the `stat` before
+/// opening is what keeps FIFOs out.
+#[cfg_attr(not(unix), allow(dead_code))]
+const fn nonblocking_flag() -> i32 {
+    if cfg!(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    )) {
+        0o4000
+    } else {
+        0
+    }
+}
+
+fn file_kind(ft: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ft.is_char_device() {
+            return "a character device";
+        }
+        if ft.is_block_device() {
+            return "a block device";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+    }
+    if ft.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &str, ft: std::fs::FileType) -> CoreError {
+    CoreError::decode(
+        path,
+        format!("is {}; only regular files are read", file_kind(ft)),
+    )
+}
+
+/// Open `path` for reading only if it is a regular file (checked before opening, and again
+/// on the open file in case it was swapped), never blocking on a FIFO; returns its size too.
+pub fn open_regular(path: &str) -> CoreResult<(File, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| CoreError::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, meta.file_type()));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(nonblocking_flag());
+    }
+    let file = options.open(path).map_err(|e| CoreError::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| CoreError::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, meta.file_type()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(CoreError::decode(
+            path,
+            format!(
+                "file is {} bytes, more than the {MAX_FILE_BYTES} accepted for an image",
+                meta.len()
+            ),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// The whole content of the regular file `path` (see [`open_regular`]).
+pub fn read_regular(path: &str) -> CoreResult<Vec<u8>> {
+    let (mut file, len) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| CoreError::io(path, &e))?;
+    Ok(bytes)
+}
 
 /// Header facts of one image file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +234,7 @@ fn jpeg_channels(format: jpeg_decoder::PixelFormat, name: &str) -> CoreResult<us
 
 /// Read only the header of an image file: size and whether it has alpha.
 pub fn probe_file(path: &str) -> CoreResult<ImageInfo> {
-    let file = File::open(path).map_err(|e| CoreError::io(path, &e))?;
+    let (file, _) = open_regular(path)?;
     let mut reader = BufReader::new(file);
     let mut head = [0u8; 8];
     let got = read_up_to(&mut reader, &mut head).map_err(|e| CoreError::io(path, &e))?;
@@ -221,31 +322,89 @@ fn decode_png(bytes: &[u8], name: &str) -> CoreResult<Image> {
     })
 }
 
-/// True when the JPEG's entropy-coded data is followed by an end-of-image marker
-/// (jpeg-decoder silently pads a truncated scan with zeros, so check it here).
-fn jpeg_has_eoi(bytes: &[u8]) -> bool {
-    // Walk the marker segments up to the first start-of-scan, then look for FF D9.
+/// Where the entropy-coded data of each scan of a JPEG ends, and whether an EOI follows.
+#[derive(Debug, PartialEq, Eq)]
+struct ScanLayout {
+    /// Offsets of the marker (its first fill byte) that ends each scan's entropy-coded data.
+    ends: Vec<usize>,
+    /// An end-of-image marker follows the last scan.
+    eoi: bool,
+}
+
+/// Walk the marker segments of `bytes` (from after SOI): lengths are followed, the data of
+/// each start-of-scan runs until the first marker that is not a restart (RSTn), stuffing
+/// (FF 00) or fill byte. Stops early (without EOI) where the structure breaks; the decoder
+/// then reports what is wrong.
+fn scan_layout(bytes: &[u8]) -> ScanLayout {
+    let mut ends = Vec::new();
     let mut p = 2usize;
-    while p + 4 <= bytes.len() {
-        if bytes[p] != 0xFF {
-            return false;
+    loop {
+        while p + 1 < bytes.len() && bytes[p] == 0xFF && bytes[p + 1] == 0xFF {
+            p += 1; // fill bytes before a marker
+        }
+        if p + 1 >= bytes.len() || bytes[p] != 0xFF {
+            return ScanLayout { ends, eoi: false };
         }
         let marker = bytes[p + 1];
-        if marker == 0xFF {
-            p += 1; // fill byte
-            continue;
+        match marker {
+            0xD9 => return ScanLayout { ends, eoi: true },
+            0x01 | 0xD0..=0xD7 => {
+                p += 2; // standalone markers
+                continue;
+            }
+            _ => {}
         }
-        if marker == 0xD9 {
-            return true;
+        if p + 4 > bytes.len() {
+            return ScanLayout { ends, eoi: false };
         }
         let len = u16::from_be_bytes([bytes[p + 2], bytes[p + 3]]) as usize;
-        if marker == 0xDA {
-            let scan = p + 2 + len;
-            return scan <= bytes.len() && bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
-        }
         p += 2 + len;
+        if marker != 0xDA {
+            continue;
+        }
+        // Entropy-coded data: FF is followed by 00 (a stuffed FF) or RSTn inside it.
+        let mut q = p;
+        loop {
+            if q + 1 >= bytes.len() {
+                return ScanLayout { ends, eoi: false };
+            }
+            if bytes[q] == 0xFF && !matches!(bytes[q + 1], 0x00 | 0xD0..=0xD7) {
+                break;
+            }
+            q += 1;
+        }
+        ends.push(q);
+        p = q;
     }
-    false
+}
+
+/// 128 one-bits in entropy-coded form (FF is written FF 00). A run of 1-bits is never a valid
+/// Huffman code (JPEG reserves the all-ones codes), so a decoder that needs more data than a
+/// scan holds fails on the guard instead of decoding zero-filled bits as pixels.
+const SCAN_GUARD: [u8; 32] = {
+    let mut g = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        g[i] = 0xFF;
+        i += 2;
+    }
+    g
+};
+
+/// A copy of `bytes` with [`SCAN_GUARD`] inserted where each scan's entropy-coded data ends.
+///
+/// A complete scan never reads its guard (after the last block the decoder skips to the next
+/// marker), so the pixels are the same as without it; an incomplete one hits it and errors.
+fn guard_scans(bytes: &[u8], ends: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + ends.len() * SCAN_GUARD.len());
+    let mut from = 0;
+    for &end in ends {
+        out.extend_from_slice(&bytes[from..end]);
+        out.extend_from_slice(&SCAN_GUARD);
+        from = end;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out
 }
 
 fn decode_jpeg(bytes: &[u8], name: &str) -> CoreResult<Image> {
@@ -258,13 +417,26 @@ fn decode_jpeg(bytes: &[u8], name: &str) -> CoreResult<Image> {
     let (width, height) = (info.width as u32, info.height as u32);
     check_size(width, height, name)?;
     let channels = jpeg_channels(info.pixel_format, name)?;
-    if !jpeg_has_eoi(bytes) {
+    let layout = scan_layout(bytes);
+    if !layout.eoi {
         return Err(CoreError::decode(
             name,
             "truncated JPEG (no end-of-image marker after the image data)",
         ));
     }
-    let raw = d.decode().map_err(|e| jpeg_error(e, name))?;
+    let guarded = guard_scans(bytes, &layout.ends);
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(guarded.as_slice()));
+    d.set_max_decoding_buffer_size((MAX_PIXELS * 4) as usize);
+    let raw = d.decode().map_err(|e| match e {
+        jpeg_decoder::Error::Format(msg) if msg.contains("huffman") => CoreError::decode(
+            name,
+            format!(
+                "truncated or corrupt JPEG: the image data is invalid or ends before the {width}x{height} \
+                 pixels its frame header declares (a cut file, or a patched header)"
+            ),
+        ),
+        other => jpeg_error(other, name),
+    })?;
     let data = if info.pixel_format == jpeg_decoder::PixelFormat::L16 {
         raw.chunks_exact(2)
             .map(|b| to_u8(u16::from_be_bytes([b[0], b[1]])))
@@ -346,7 +518,7 @@ fn decode_file_into(
     channels: usize,
     out: &mut [u8],
 ) -> CoreResult<()> {
-    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, &e))?;
+    let bytes = read_regular(path)?;
     if factor == 1
         && sniff(&bytes[..bytes.len().min(8)], path)? == Kind::Png
         && decode_png_direct(&bytes, path, expect, channels, out)?
@@ -554,14 +726,218 @@ mod tests {
     }
 
     #[test]
-    fn eoi_scan_walks_segments() {
+    fn scan_layout_walks_segments() {
         // SOI, APP0 (len 4, payload contains FF D9 which must be skipped), SOS (len 2), data, no EOI.
         let mut b = vec![
-            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 2, 3,
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 2, 0xFF,
+            0x00, 3,
         ];
-        assert!(!jpeg_has_eoi(&b));
-        b.extend_from_slice(&[0xFF, 0xD9]);
-        assert!(jpeg_has_eoi(&b));
+        assert_eq!(
+            scan_layout(&b),
+            ScanLayout {
+                ends: vec![],
+                eoi: false
+            }
+        );
+        b.extend_from_slice(&[0xFF, 0xD0, 4, 0xFF, 0xFF, 0xD9]); // RST0 inside the data, a fill byte, EOI
+        assert_eq!(
+            scan_layout(&b),
+            ScanLayout {
+                ends: vec![20],
+                eoi: true
+            }
+        );
+        let guarded = guard_scans(&b, &[20]);
+        assert_eq!(&guarded[..20], &b[..20]);
+        assert_eq!(&guarded[20..52], &SCAN_GUARD);
+        assert_eq!(&guarded[52..], &b[20..]);
+    }
+
+    /// Bit writer for JPEG entropy-coded data: MSB first, FF stuffed as FF 00, padded with 1s.
+    struct Bits {
+        out: Vec<u8>,
+        acc: u32,
+        n: u32,
+    }
+
+    impl Bits {
+        fn put(&mut self, value: u32, len: u32) {
+            for i in (0..len).rev() {
+                self.acc = (self.acc << 1) | ((value >> i) & 1);
+                self.n += 1;
+                if self.n == 8 {
+                    self.out.push(self.acc as u8);
+                    if self.acc == 0xFF {
+                        self.out.push(0x00);
+                    }
+                    self.acc = 0;
+                    self.n = 0;
+                }
+            }
+        }
+        fn finish(mut self) -> Vec<u8> {
+            while self.n != 0 {
+                self.put(1, 1);
+            }
+            self.out
+        }
+    }
+
+    fn segment(out: &mut Vec<u8>, marker: u8, payload: &[u8]) {
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    /// A baseline grayscale JPEG of flat 8x8 blocks (DC only, quantisation 1), encoded here
+    /// because jpeg-decoder has no encoder. `blocks[r][c]` is the gray value of each block.
+    /// Returns (file, offset of the entropy-coded data, offset of the frame height field).
+    fn flat_jpeg(blocks: &[Vec<u8>]) -> (Vec<u8>, usize, usize) {
+        let (h, w) = (blocks.len() * 8, blocks[0].len() * 8);
+        let mut f = vec![0xFF, 0xD8];
+        let mut dqt = vec![0x00];
+        dqt.extend_from_slice(&[1u8; 64]);
+        segment(&mut f, 0xDB, &dqt);
+        let sof_height = f.len() + 5;
+        let mut sof = vec![8];
+        sof.extend_from_slice(&(h as u16).to_be_bytes());
+        sof.extend_from_slice(&(w as u16).to_be_bytes());
+        sof.extend_from_slice(&[1, 1, 0x11, 0]);
+        segment(&mut f, 0xC0, &sof);
+        // DC table: categories 0..=11, all 4-bit codes 0000..1011 (code = category).
+        let mut dht = vec![0x00, 0, 0, 0, 12];
+        dht.extend_from_slice(&[0u8; 12]);
+        dht.extend(0u8..12);
+        segment(&mut f, 0xC4, &dht);
+        // AC table: only end-of-block (0x00), code "0".
+        let mut dht = vec![0x10, 1];
+        dht.extend_from_slice(&[0u8; 15]);
+        dht.push(0x00);
+        segment(&mut f, 0xC4, &dht);
+        segment(&mut f, 0xDA, &[1, 1, 0x00, 0, 63, 0]);
+        let data_at = f.len();
+        let mut bits = Bits {
+            out: Vec::new(),
+            acc: 0,
+            n: 0,
+        };
+        let mut prev = 0i32;
+        for row in blocks {
+            for &v in row {
+                let dc = 8 * (v as i32 - 128); // flat block: pixel = dc / 8 + 128
+                let diff = dc - prev;
+                prev = dc;
+                let cat = 32 - diff.unsigned_abs().leading_zeros();
+                bits.put(cat, 4);
+                let low = if diff >= 0 {
+                    diff
+                } else {
+                    diff + (1 << cat) - 1
+                };
+                bits.put(low as u32, cat);
+                bits.put(0, 1); // end of block
+            }
+        }
+        f.extend_from_slice(&bits.finish());
+        f.extend_from_slice(&[0xFF, 0xD9]);
+        (f, data_at, sof_height)
+    }
+
+    fn test_blocks() -> Vec<Vec<u8>> {
+        (0..4)
+            .map(|r| (0..6).map(|c| (20 + 37 * r + 23 * c) as u8).collect())
+            .collect()
+    }
+
+    #[test]
+    fn complete_jpeg_decodes_exactly_with_the_guard() {
+        let blocks = test_blocks();
+        let (jpeg, _, _) = flat_jpeg(&blocks);
+        let img = decode_bytes(&jpeg, "flat.jpg").unwrap();
+        assert_eq!((img.width, img.height, img.channels), (48, 32, 1));
+        for (y, row) in img.data.chunks_exact(48).enumerate() {
+            for (x, &px) in row.iter().enumerate() {
+                let want = blocks[y / 8][x / 8] as i32;
+                assert!(
+                    (px as i32 - want).abs() <= 1,
+                    "pixel ({x}, {y}) = {px}, want {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn jpeg_cut_short_with_its_end_marker_reappended_is_an_error() {
+        let (jpeg, data_at, _) = flat_jpeg(&test_blocks());
+        let data_len = jpeg.len() - 2 - data_at;
+        for keep in [0, 1, data_len / 3, data_len / 2, data_len - 4] {
+            let mut cut = jpeg[..data_at + keep].to_vec();
+            if cut.last() == Some(&0xFF) {
+                cut.pop(); // do not leave half a stuffed byte
+            }
+            cut.extend_from_slice(&[0xFF, 0xD9]);
+            let err = decode_bytes(&cut, "cut.jpg").unwrap_err().to_string();
+            assert!(
+                err.starts_with("cut.jpg: truncated or corrupt JPEG"),
+                "kept {keep} of {data_len} bytes: {err}"
+            );
+        }
+        // Without the end marker, too.
+        let err = decode_bytes(&jpeg[..data_at + data_len / 2], "open.jpg")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("open.jpg: truncated JPEG"), "{err}");
+    }
+
+    #[test]
+    fn jpeg_frame_header_patched_larger_is_an_error() {
+        let (jpeg, _, height_at) = flat_jpeg(&test_blocks());
+        for (at, value) in [(height_at, 64u16), (height_at, 33), (height_at + 2, 56)] {
+            let mut patched = jpeg.clone();
+            patched[at..at + 2].copy_from_slice(&value.to_be_bytes());
+            let err = decode_bytes(&patched, "big.jpg").unwrap_err().to_string();
+            assert!(
+                err.starts_with("big.jpg: truncated or corrupt JPEG"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = std::env::temp_dir();
+        let err = probe_file(dir.to_str().unwrap()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("is a folder; only regular files are read"),
+            "{err}"
+        );
+        if std::path::Path::new("/dev/null").exists() {
+            let err = decode_files(&["/dev/null".to_string()], 1)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                "/dev/null: is a character device; only regular files are read"
+            );
+        }
+        let fifo = dir.join(format!("nerfprune-test-fifo-{}", std::process::id()));
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if matches!(made, Ok(s) if s.success()) {
+            let name = fifo.to_str().unwrap().to_string();
+            let probe = probe_file(&name).unwrap_err().to_string(); // must not block
+            let read = read_regular(&name).unwrap_err().to_string();
+            std::fs::remove_file(&fifo).unwrap();
+            assert!(
+                probe.ends_with("is a FIFO (named pipe); only regular files are read"),
+                "{probe}"
+            );
+            assert_eq!(probe, read);
+        }
+        let err = probe_file("/nonexistent/x.png").unwrap_err().to_string();
+        assert!(
+            err.starts_with("/nonexistent/x.png: cannot read file"),
+            "{err}"
+        );
     }
 
     proptest! {

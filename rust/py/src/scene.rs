@@ -17,6 +17,7 @@ fn shape_error(e: impl std::fmt::Display) -> PyErr {
 
 /// Decode PNG/JPEG files in parallel into one `[N, H/factor, W/factor, C]` uint8
 /// array (C = 4 if any file has alpha, else 3), handed to numpy without a copy.
+/// Only regular files are opened (a FIFO or device is an error, never a wait).
 #[pyfunction]
 #[pyo3(signature = (paths, factor = 1))]
 fn decode_images<'py>(
@@ -45,7 +46,8 @@ fn decode_image_bytes<'py>(
     Ok(array.into_pyarray(py))
 }
 
-/// Header of one image file: `(width, height, has_alpha)`, without decoding the pixels.
+/// Header of one image file: `(width, height, has_alpha)`, without decoding the pixels
+/// (only a regular file is opened).
 #[pyfunction]
 fn probe_image(py: Python<'_>, path: String) -> PyResult<(u32, u32, bool)> {
     let info = py.detach(|| guarded(|| probe_file(&path)))?;

@@ -14,22 +14,25 @@ import numpy as np
 
 from nerfprune.errors import SceneError
 from nerfprune.scene import _json
+from nerfprune.scene.files import exists
 from nerfprune.scene.formats._paths import resolve_image
-from nerfprune.scene.frames import Frames
+from nerfprune.scene.frames import Frames, ReadOptions
 
 SPLITS = ("train", "val", "test")
 
 
-def read_blender(folder: Path) -> Frames:
+def read_blender(folder: Path, options: ReadOptions = ReadOptions()) -> Frames:
     paths: list[str] = []
     poses: list[np.ndarray] = []
     angles: list[float] = []
+    where_all: list[str] = []
     splits: dict[str, np.ndarray] = {}
-    first_json = folder / "transforms_train.json"
+    first_json = None  # the first file read names the scene in messages
     for split in SPLITS:
         path = folder / f"transforms_{split}.json"
-        if not path.exists():
+        if not exists(path):
             continue
+        first_json = first_json or path
         doc = _json.load_json(path)
         angle = _json.number(doc, "camera_angle_x", str(path))
         if not 0 < angle < np.pi:
@@ -42,16 +45,19 @@ def read_blender(folder: Path) -> Frames:
             where = f"{path}: frame {i}"
             if not isinstance(frame, dict):
                 raise SceneError(f"{where}: must be a JSON object, got {type(frame).__name__}")
-            paths.append(resolve_image(folder, _json.string(frame, "file_path", where)))
+            paths.append(resolve_image(folder, _json.string(frame, "file_path", where), where, options.allow_outside_paths))
             poses.append(_json.pose_matrix(frame, "transform_matrix", where))
             angles.append(angle)
+            where_all.append(where)
         splits[split] = np.arange(start, len(paths), dtype=np.int64)
+    if first_json is None:
+        raise SceneError(f"{folder}: no transforms_{{train,val,test}}.json (not a Blender scene)")
     n = len(paths)
     frames_out = Frames(
         source=str(first_json), name=folder.name, format="blender", paths=paths,
         c2w=np.stack(poses), near=2.0, far=6.0, splits=splits,
         aabb=np.array([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]], np.float32),
-        **Frames.unknown_intrinsics(n),
+        where=where_all, **Frames.unknown_intrinsics(n),
     )
     frames_out.angle_x[:] = angles
     return frames_out

@@ -21,11 +21,13 @@ import numpy as np
 from nerfprune.errors import SceneError
 from nerfprune.scene import _json
 from nerfprune.scene.formats._paths import resolve_image
-from nerfprune.scene.frames import Frames
+from nerfprune.scene.frames import Frames, ReadOptions
+from nerfprune.scene.validate import DISTORTION_NAMES, MAX_IMAGE_SIDE
 
 _INTRINSICS = {"fl_x": "fx", "fl_y": "fy", "cx": "cx", "cy": "cy", "camera_angle_x": "angle_x", "camera_angle_y": "angle_y"}
-_DISTORTION = ("k1", "k2", "k3", "k4", "p1", "p2")
-MAX_SIDE = 1 << 20  # largest image width/height accepted, in pixels
+_ANGLES = ("camera_angle_x", "camera_angle_y")
+# nerfstudio camera models that are pinhole + OpenCV radial-tangential distortion (what the renderer does)
+PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
 
 
 def _normalise(name: str) -> str:
@@ -58,9 +60,7 @@ def _bounds(doc: dict, path: Path, c2w: np.ndarray) -> tuple[np.ndarray, float, 
     where = str(path)
     aabb_scale = _json.number(doc, "aabb_scale", where, 1.0)
     scale = _json.number(doc, "scale", where, 0.33)
-    offset = doc.get("offset", [0.5, 0.5, 0.5])
-    if not (isinstance(offset, list) and len(offset) == 3 and all(isinstance(v, (int, float)) for v in offset)):
-        raise SceneError(f"{path}: 'offset' must be a list of 3 numbers")
+    offset = _json.numbers(doc, "offset", where, 3, [0.5, 0.5, 0.5])
     if not (0 < aabb_scale <= 1e4 and 1e-6 <= scale <= 1e6):
         raise SceneError(f"{path}: need 0 < 'aabb_scale' <= 1e4 and 1e-6 <= 'scale' <= 1e6, got {aabb_scale}, {scale}")
     with np.errstate(all="ignore"):  # absurd values end as inf/NaN and are rejected below
@@ -72,44 +72,61 @@ def _bounds(doc: dict, path: Path, c2w: np.ndarray) -> tuple[np.ndarray, float, 
         outside = np.maximum(np.maximum(lo - origins, origins - hi), 0.0)
         near = max(float(np.linalg.norm(outside, axis=-1).min()), 0.01 * far)
         aabb = np.stack([lo, hi]).astype(np.float32)
-    if not (np.isfinite(aabb).all() and np.isfinite(far) and far < 1e30):
-        raise SceneError(f"{path}: camera positions or 'offset' are too large to bound the scene")
+    if not np.isfinite(aabb).all():
+        raise SceneError(f"{path}: 'offset' or 'scale' are too large to bound the scene")
+    # Cameras too far away for these bounds are reported by the camera checks (positions first).
     return aabb, near, far
 
 
-def read_ngp(path: Path) -> Frames:
+def _check_camera_model(obj: dict, where: str) -> None:
+    """Refuse fisheye / panoramic cameras instead of loading them as pinholes."""
+    if _json.boolean(obj, "is_fisheye", where, False):
+        raise SceneError(f"{where}: 'is_fisheye' is true: fisheye cameras are not supported (pinhole + OpenCV distortion only)")
+    if "camera_model" in obj:
+        model = _json.string(obj, "camera_model", where)
+        if model not in PINHOLE_MODELS:
+            raise SceneError(f"{where}: 'camera_model' {model!r} is not supported (supported: {', '.join(PINHOLE_MODELS)})")
+
+
+def read_ngp(path: Path, options: ReadOptions = ReadOptions()) -> Frames:
     doc = _json.load_json(path)
+    _check_camera_model(doc, str(path))
     frames = _json.list_of(doc, "frames", str(path))
     if not frames:
         raise SceneError(f"{path}: 'frames' is empty (no views)")
     n = len(frames)
     out = Frames.unknown_intrinsics(n)
     distortion = np.zeros((n, 6))
-    paths, file_paths, poses = [], [], []
+    paths, file_paths, poses, where_all = [], [], [], []
     top = str(path)
     for i, frame in enumerate(frames):
         where = f"{path}: frame {i}"
         if not isinstance(frame, dict):
             raise SceneError(f"{where}: must be a JSON object, got {type(frame).__name__}")
+        _check_camera_model(frame, where)
         for key, field in _INTRINSICS.items():
+            given_in = where if key in frame else top
             value = _json.number(frame, key, where, _json.number(doc, key, top, np.nan))
+            if key in _ANGLES and not np.isnan(value) and not 0 < value < np.pi:
+                raise SceneError(f"{given_in}: '{key}' must be in (0, pi) radians, got {value}")
             out[field][i] = value
         for key, field in (("w", "width"), ("h", "height")):
             value = _json.number(frame, key, where, _json.number(doc, key, top, 0.0))
-            if not 0 <= value <= MAX_SIDE or value != int(value):
-                raise SceneError(f"{where}: '{key}' must be a whole number of pixels in 0..{MAX_SIDE}, got {value}")
+            if not 0 <= value <= MAX_IMAGE_SIDE or value != int(value):
+                raise SceneError(f"{where}: '{key}' must be a whole number of pixels in 0..{MAX_IMAGE_SIDE}, got {value}")
             out[field][i] = int(value)
-        for k, key in enumerate(_DISTORTION):
+        for k, key in enumerate(DISTORTION_NAMES):
             distortion[i, k] = _json.number(frame, key, where, _json.number(doc, key, top, 0.0))
         file_path = _json.string(frame, "file_path", where)
         file_paths.append(file_path)
-        paths.append(resolve_image(path.parent, file_path))
+        paths.append(resolve_image(path.parent, file_path, where, options.allow_outside_paths))
         poses.append(_json.pose_matrix(frame, "transform_matrix", where))
+        where_all.append(where)
     c2w = np.stack(poses)
     aabb, near, far = _bounds(doc, path, c2w)
     return Frames(
         source=str(path), name=path.parent.name, format="ngp", paths=paths, c2w=c2w,
         near=near, far=far, distortion=distortion if distortion.any() else None,
         splits=_splits(doc, path, file_paths), aabb=aabb,
-        meta={"aabb_scale": _json.number(doc, "aabb_scale", top, 1.0)}, **out,
+        meta={"aabb_scale": _json.number(doc, "aabb_scale", top, 1.0)}, where=where_all, **out,
     )
