@@ -101,3 +101,169 @@ def test_checkpoint_writes_leave_no_temporary_files(tiny_scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.safetensors", "config.json", "log.jsonl"]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["iterations"] == 9 and saved["model"]["preset"] == "tiny"
+
+
+# -- the divergence guard -------------------------------------------------------------------------
+
+def test_a_nan_loss_stops_training_before_the_step_and_keeps_the_last_good_checkpoint(tiny_scene, tmp_path, monkeypatch):
+    import nerfprune.training as training
+    from nerfprune.errors import TrainingDiverged
+
+    good = Trainer(tiny_scene, tiny_cfg(iterations=10), tmp_path / "good").run(until=4)  # the weights after 4 steps
+    real = training.loss_and_backward
+
+    def nan_at_step_5(model, *args, **kw):
+        result = real(model, *args, **kw)
+        return result if kw["generator"].initial_seed() % 1_000_003 != 4 else type(result)(**{**vars(result), "loss": float("nan")})
+
+    monkeypatch.setattr(training, "loss_and_backward", nan_at_step_5)
+    trainer = Trainer(tiny_scene, tiny_cfg(iterations=10), tmp_path / "run")  # checkpoint_every = 4
+    with pytest.raises(TrainingDiverged, match=r"training diverged at iteration 5: the loss is nan; the last checkpoint "
+                                               r".*checkpoint.safetensors holds the last good weights; try a lower --lr") as info:
+        trainer.run()
+    assert info.value.iteration == 5
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    assert ckpt.iteration == 4 and same_weights(ckpt.model, good.state_dict())
+    assert same_weights(trainer.model.state_dict(), good.state_dict()), "the NaN step never reached the weights"
+
+
+def test_a_non_finite_gradient_is_named(tiny_scene, tmp_path, monkeypatch):
+    import nerfprune.training as training
+    from nerfprune.errors import TrainingDiverged
+
+    real = training.loss_and_backward
+
+    def inf_gradient(model, *args, **kw):
+        result = real(model, *args, **kw)
+        model.coarse.sigma.bias.grad.fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(training, "loss_and_backward", inf_gradient)
+    with pytest.raises(TrainingDiverged, match="iteration 1: the gradient of coarse.sigma.bias is NaN or infinite; "
+                                               "no checkpoint was written"):
+        Trainer(tiny_scene, tiny_cfg(iterations=3), tmp_path).run()
+    assert not (tmp_path / "checkpoint.safetensors").exists()
+
+
+def test_the_cli_reports_divergence_in_one_line(tiny_scene, tmp_path, monkeypatch, capsys):
+    import nerfprune.training as training
+    from nerfprune.cli import main
+
+    real = training.loss_and_backward
+    monkeypatch.setattr(training, "loss_and_backward",
+                        lambda *a, **kw: type(r := real(*a, **kw))(**{**vars(r), "loss": float("inf")}))
+    assert main(["train", "--preset", "tiny", "--iterations", "3", "--batch-size", "32", "--n-coarse", "8",
+                 "--n-fine", "8", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training diverged at iteration 1: the loss is inf" in err[0] and "--lr" in err[0]
+
+
+# -- what a checkpoint is checked for, on load and on resume ----------------------------------------
+
+def _rewrite(path, *, config=None, tensors=None, drop=()):
+    """Rewrite checkpoint `path` with its config dict or tensors changed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+    if config is not None:
+        meta["config"] = json.dumps(config(json.loads(meta["config"])))
+    for key in drop:
+        meta.pop(key)
+    data = load_file(str(path))
+    if tensors is not None:
+        tensors(data)
+    save_file(data, str(path), metadata=meta)
+
+
+def test_resume_validates_the_stored_config(tiny_scene, tmp_path):
+    Trainer(tiny_scene, tiny_cfg(iterations=2), tmp_path).run()
+    path = tmp_path / "checkpoint.safetensors"
+    _rewrite(path, config=lambda c: {**c, "render": {**c["render"], "n_coarse": 10**9}})
+    with pytest.raises(CheckpointError, match=f"{path}: config.render.n_coarse must be in"):
+        Trainer(tiny_scene, tiny_cfg(iterations=4), tmp_path).run()
+
+
+def test_evaluating_a_checkpoint_asking_for_1e9_samples_fails_fast(tiny_scene, tmp_path):
+    import time
+
+    import nerfprune
+
+    Trainer(tiny_scene, tiny_cfg(iterations=1), tmp_path).run()
+    path = tmp_path / "checkpoint.safetensors"
+    _rewrite(path, config=lambda c: {**c, "render": {**c["render"], "n_coarse": 10**9}})
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=f"{path}: config.render.n_coarse"):
+        nerfprune.evaluate(path, tiny_scene)
+    assert time.perf_counter() - start < 10
+
+
+def test_weights_are_checked_for_names_shapes_dtypes_and_finiteness(tiny_scene, tmp_path):
+    Trainer(tiny_scene, tiny_cfg(iterations=1), tmp_path).run()
+    path = tmp_path / "checkpoint.safetensors"
+    original = path.read_bytes()
+    cases = [
+        (lambda t: t.pop("model/fine.rgb.bias"), "missing tensor.*model/fine.rgb.bias"),
+        (lambda t: t.update({"model/fine.extra.weight": torch.zeros(2)}), "unexpected tensor.*model/fine.extra.weight"),
+        (lambda t: t.update({"model/coarse.pts.0.weight": torch.zeros(3, 3)}), r"'model/coarse.pts.0.weight' has shape \(3, 3\)"),
+        (lambda t: t["model/coarse.rgb.weight"].view(-1)[0].fill_(float("nan")), "weight tensor 'coarse.rgb.weight' holds NaN"),
+        (lambda t: t.update({"model/coarse.rgb.bias": t["model/coarse.rgb.bias"].to(torch.int8)}), "has dtype int8, expected float32"),
+        (lambda t: t["optim/coarse.rgb.bias/exp_avg_sq"].fill_(float("inf")), "optimizer state tensor 'coarse.rgb.bias/exp_avg_sq'"),
+    ]
+    for change, message in cases:
+        path.write_bytes(original)
+        _rewrite(path, tensors=change)
+        with pytest.raises(CheckpointError, match=message) as info:
+            load_model(tmp_path)
+        assert str(path) in str(info.value)
+
+
+def test_training_validates_everything_before_writing(tiny_scene, tmp_path):
+    from nerfprune.errors import SceneError
+    from nerfprune.scene.types import Scene
+
+    no_train = Scene(**{**vars(tiny_scene), "splits": {**tiny_scene.splits, "train": tiny_scene.splits["train"][:0]}})
+    with pytest.raises(SceneError, match="the train split is empty"):
+        Trainer(no_train, tiny_cfg(iterations=2), tmp_path / "a").run()
+    assert not (tmp_path / "a").exists()
+    Trainer(tiny_scene, tiny_cfg(iterations=2), tmp_path / "b").run()
+    before = (tmp_path / "b" / "config.json").read_text()
+    with pytest.raises(CheckpointError, match="different settings"):
+        Trainer(tiny_scene, tiny_cfg(iterations=4, lr=1e-3), tmp_path / "b").run()
+    assert (tmp_path / "b" / "config.json").read_text() == before, "a refused resume rewrites no config.json"
+
+
+# -- models remember their scene ------------------------------------------------------------------
+
+def test_checkpoints_record_their_scene_and_old_ones_still_load(tiny_scene, tmp_path):
+    from nerfprune.provenance import scene_fingerprint
+
+    Trainer(tiny_scene, tiny_cfg(iterations=1), tmp_path).run()
+    ckpt = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert ckpt.scene.format == "builtin" and ckpt.scene.path == "builtin"
+    assert ckpt.scene.fingerprint == ckpt.scene_fingerprint == scene_fingerprint(tiny_scene)
+    assert ckpt.scene.builtin["width"] == 24 and ckpt.scene.factor == 1 and ckpt.scene.background == "white"
+    _rewrite(tmp_path / "checkpoint.safetensors", drop=("scene",))  # as written before scenes were recorded
+    model, _, old = load_model(tmp_path)
+    assert old.scene is None and old.scene_fingerprint == ckpt.scene_fingerprint
+
+
+@pytest.mark.parametrize("scene, message", [
+    ('[1, 2]', "metadata 'scene' must be a JSON object, got list"),
+    ('{"path": 3, "abs_path": "", "format": "npz", "fingerprint": "0"}', "scene.path: expected str, got int 3"),
+    ('{"path": "x", "abs_path": "", "format": "npz", "fingerprint": "0", "factor": 0}', "scene.factor must be in"),
+    ('{"path": "builtin", "abs_path": "", "format": "builtin", "fingerprint": "0", "builtin": {"width": 100000}}',
+     r"scene.builtin.width must be in \[1, 4096\]"),
+])
+def test_a_damaged_scene_record_is_named(tiny_scene, tmp_path, scene, message):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    Trainer(tiny_scene, tiny_cfg(iterations=1), tmp_path).run()
+    path = tmp_path / "checkpoint.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+    save_file(load_file(str(path)), str(path), metadata={**meta, "scene": scene})
+    with pytest.raises(CheckpointError, match=f"{path}: .*{message}"):
+        load_checkpoint(path)

@@ -62,16 +62,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
 
 
-def _scene_args(p: argparse.ArgumentParser) -> None:
+def _scene_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """--scene, --factor, --background; with `recorded` (eval, render, prune) the scene defaults to the
+    model's own and --strict refuses another one."""
     from nerfprune.scene.formats import format_help
     from nerfprune.scene.loading import BACKGROUNDS
 
     formats = "; ".join(f"{name}: {text}" for name, text in format_help())
-    p.add_argument("--scene", default="builtin",
-                   help=f"scene folder or file, or 'builtin' (default: the generated scene). Formats: {formats}".replace("%", "%%"))
-    p.add_argument("--factor", type=int, default=1, help="downscale the scene's images by this integer factor")
-    p.add_argument("--background", default="white", choices=list(BACKGROUNDS),
-                   help="colour composited behind transparent pixels")
+    default = "the scene the model was trained on" if recorded else "'builtin', the generated scene"
+    p.add_argument("--scene", default=None,
+                   help=f"scene folder or file, or 'builtin' [default: {default}]. Formats: {formats}".replace("%", "%%"))
+    p.add_argument("--factor", type=int, default=None, help="downscale the scene's images by this integer factor [default: 1]")
+    p.add_argument("--background", default=None, choices=list(BACKGROUNDS),
+                   help="colour composited behind transparent pixels [default: white]")
+    if recorded:
+        p.add_argument("--strict", action="store_true",
+                       help="refuse a --scene whose images are not the ones the model was trained on (default: warn)")
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
@@ -115,10 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="render views of a trained model", description="Render a split of the scene or a generated camera path.")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
-    _scene_args(p)
-    p.add_argument("--split", default="test", help="scene split to render (ignored with --path)")
+    _scene_args(p, recorded=True)
+    p.add_argument("--split", default=None, help="scene split to render (not with --path) [default: test]")
     p.add_argument("--path", choices=["orbit", "spiral"], default=None, help="render a generated camera path instead of a split")
-    p.add_argument("--frames", type=int, default=40, help="frames of the generated path")
+    p.add_argument("--frames", type=int, default=None, help="frames of the generated path (only with --path) [default: 40]")
     p.add_argument("--video", default=None, help="also write the frames as this video file name (.mp4 or .gif)")
     p.add_argument("--out", default="outputs/render", help="output folder")
     _render_args(p)
@@ -127,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained model (PSNR, SSIM, L2, render time)",
                        description="PSNR, SSIM and L2 per view (mean and median) and render time (median of repeats).")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
-    _scene_args(p)
+    _scene_args(p, recorded=True)
     p.add_argument("--split", default="test", help="split to evaluate (test falls back to val when absent)")
     p.add_argument("--max-views", type=int, default=0, help="evaluate at most N views (0: all)")
     p.add_argument("--repeats", type=int, default=5, help="timed renders after one warm-up")
@@ -137,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="lottery-ticket pruning of a trained model", description="Lottery-ticket pruning rounds with re-training.")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
-    _scene_args(p)
+    _scene_args(p, recorded=True)
     for name in ("sparsity", "rounds", "rewind_iteration", "retrain_iterations", "seed"):
         _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "method", choices=METHODS)
@@ -187,17 +193,56 @@ def _usage(args: argparse.Namespace, message: str) -> _UsageError:
     return _UsageError(f"nerfprune {args.command}: error: {message}")
 
 
+def _warn(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr: an option had no effect, or the scene is not the model's."""
+    print(f"nerfprune {args.command}: warning: {message}", file=sys.stderr)
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """--out must be writable: checked before any work, so a typo does not cost a training run."""
+    from nerfprune.config import check_out_dir
+
+    check_out_dir(args.out, "--out")
+
+
+def _scene_options(args: argparse.Namespace) -> dict:
+    from nerfprune.scene.loading import BACKGROUNDS
+
+    if args.factor is not None and not 1 <= args.factor <= 1024:
+        raise _usage(args, f"--factor must be an integer in [1, 1024], got {args.factor}")
+    options = {}
+    if args.factor is not None:
+        options["factor"] = args.factor
+    if args.background is not None:
+        assert args.background in BACKGROUNDS  # argparse choices
+        options["background"] = args.background
+    return options
+
+
 def _scene(args: argparse.Namespace):
+    """The --scene (default: the built-in one) with --factor and --background; options that the built-in
+    scene ignores say so."""
     from nerfprune.api import load_scene
 
-    if args.scene != "builtin" and not Path(args.scene).exists():
-        raise _usage(args, f"--scene {args.scene}: no such file or folder")
-    options = {}
-    if args.factor != 1:
-        options["factor"] = args.factor
-    if args.background != "white":
-        options["background"] = args.background
-    return load_scene(args.scene, **options)
+    options = _scene_options(args)
+    path = args.scene or "builtin"
+    if path == "builtin":
+        for flag in options:
+            _warn(args, f"--{flag} is ignored with the built-in scene")
+        return load_scene("builtin")
+    if not Path(path).exists():
+        raise _usage(args, f"--scene {path}: no such file or folder")
+    return load_scene(path, **options)
+
+
+def _given_scene(args: argparse.Namespace):
+    """The --scene given to eval / render / prune, or None: the API then loads the model's own scene
+    (`api.scene_for`) and compares a given one with it."""
+    if args.scene is None:
+        for flag in _scene_options(args):
+            _warn(args, f"--{flag} is ignored without --scene (the model's scene is loaded as it was trained)")
+        return None
+    return _scene(args)
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -229,6 +274,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
     cfg.validate()
+    _check_out(args)
     scene = _scene(args)
     api.train(scene, cfg, out_dir=args.out, resume=not args.no_resume, progress=sys.stderr.isatty())
     print(f"trained {cfg.iterations} iterations on {scene.source}: checkpoint {Path(args.out) / 'checkpoint.safetensors'}, "
@@ -239,10 +285,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _loaded_model(args: argparse.Namespace):
     from nerfprune.training import load_model
 
-    model, cfg, _ = load_model(_model_path(args))
+    model, cfg, ckpt = load_model(_model_path(args))
     model.train_config = cfg
     _apply_render_flags(cfg, args)
+    cfg.render.validate()
+    cfg.mlp.validate()
     model.mlp = cfg.mlp
+    model.checkpoint_path = args.model
+    model.scene_record, model.trained_fingerprint = ckpt.scene, ckpt.scene_fingerprint
     return model, cfg
 
 
@@ -250,14 +300,26 @@ def cmd_render(args: argparse.Namespace) -> int:
     import nerfprune.api as api
     from nerfprune.scene.paths import orbit_path, spiral_path
 
+    if args.path and args.split is not None:
+        _warn(args, "--split is ignored with --path (the generated path is rendered)")
+    if not args.path and args.frames is not None:
+        _warn(args, "--frames is ignored without --path (every view of the split is rendered)")
+    frames = 40 if args.frames is None else args.frames
+    if args.path and not 1 <= frames <= 10_000:
+        raise _usage(args, f"--frames must be in [1, 10000], got {frames}")
+    api.check_video(args.video, args.out, "--video")
+    _check_out(args)
     model, cfg = _loaded_model(args)
-    scene = _scene(args)
+    scene = api.scene_for(model, _given_scene(args), strict=args.strict, caller="render")
     if args.path:
-        cams = (orbit_path if args.path == "orbit" else spiral_path)(scene.cameras, args.frames)
+        cams = (orbit_path if args.path == "orbit" else spiral_path)(scene.cameras, frames)
         prefix = args.path
     else:
-        cams = scene.cameras.subset(scene.split(args.split))
-        prefix = args.split
+        prefix = args.split or "test"
+        views = scene.split(prefix)
+        if not len(views):
+            raise _usage(args, f"--split {prefix}: the split of {scene.source} has no views")
+        cams = scene.cameras.subset(views)
     api.render(model, cams, cfg.render, out_dir=args.out, video=args.video, background=scene.background, prefix=prefix)
     print(f"rendered {len(cams)} views into {args.out}")
     return 0
@@ -267,9 +329,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import nerfprune.api as api
     from nerfprune.evaluation import EvalConfig
 
-    model, cfg = _loaded_model(args)
-    result = api.evaluate(model, _scene(args), EvalConfig(split=args.split, max_views=args.max_views, timing_repeats=args.repeats),
-                          render_config=cfg.render, out_dir=args.out)
+    cfg = EvalConfig(split=args.split, max_views=args.max_views, timing_repeats=args.repeats)
+    cfg.validate()
+    _check_out(args)
+    model, train_cfg = _loaded_model(args)
+    result = api.evaluate(model, _given_scene(args), cfg, render_config=train_cfg.render, out_dir=args.out,
+                          strict=args.strict)
     rt = result.get("render_time", {})
     print(f"{result['split']}: PSNR {result['psnr']['mean']:.2f} dB (median {result['psnr']['median']:.2f}), "
           f"SSIM {result['ssim']['mean']:.4f}, L2 {result['l2']['mean']:.5f}; "
@@ -285,7 +350,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
                       prune_heads=args.prune_heads, seed=args.seed)
     cfg.validate()
-    summary = api.prune(_model_path(args), _scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty())
+    _check_out(args)
+    summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),
+                        strict=args.strict)
     for r in summary["rounds"]:
         psnr = f", val PSNR {r['val_psnr']:.2f} dB" if "val_psnr" in r else ""
         print(f"round {r['round']}: sparsity {r['sparsity']:.3f} ({r['live_weights']} live weights){psnr}")
@@ -296,14 +363,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from nerfprune.experiments.study import StudyConfig, study
 
-    if args.scene != "builtin" and not Path(args.scene).exists():
-        raise _usage(args, f"--scene {args.scene}: no such file or folder")
-    if not args.scale > 0 or args.factor < 1 or args.views < 1 or args.repeats < 1:
+    scene = args.scene or "builtin"
+    if scene != "builtin" and not Path(scene).exists():
+        raise _usage(args, f"--scene {scene}: no such file or folder")
+    factor = 1 if args.factor is None else args.factor
+    if not args.scale > 0 or factor < 1 or args.views < 1 or args.repeats < 1:
         raise _usage(args, "--scale must be > 0 and --factor, --views, --repeats >= 1")
-    cfg = StudyConfig(factor=args.factor, scale=args.scale, train_views=args.views,
+    if args.background is not None:
+        _warn(args, "--background is ignored by the study (it uses each scene's white background)")
+    _check_out(args)
+    cfg = StudyConfig(factor=factor, scale=args.scale, train_views=args.views,
                       val_views=args.views, timing_repeats=args.repeats, profile_repeats=args.repeats)
     cfg.train.model.preset = args.preset
-    results = study(args.scene, cfg, out_dir=args.out)
+    results = study(scene, cfg, out_dir=args.out)
     done = len(results["cells"]) - len(results["ran_this_time"])
     print(f"study on {results['scene']['source']} (iterations {results['grid']}): {len(results['ran_this_time'])} cells run, "
           f"{done} resumed; report {results['report']}, numbers {Path(args.out) / 'results.json'}")
@@ -314,6 +386,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from nerfprune.experiments.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(out_dir=args.out)
+    _check_out(args)
     if args.iterations is not None:
         if args.iterations < 1:
             raise _usage(args, "--iterations must be >= 1")
@@ -330,27 +403,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "render": cmd_render, "eval": cmd_eval, "prune": cmd_prune, "study": cmd_study, "demo": cmd_demo}
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage error prints one line and exits with code 2
+    import warnings
+
     from nerfprune.errors import NerfpruneError
     from nerfprune.training import TrainingInterrupted
     from taichi_kernels.runtime import BackendError
 
     debug = bool(os.environ.get("NERFPRUNE_DEBUG"))
+    shown = warnings.showwarning
+    # Library warnings (e.g. a scene that is not the model's) become one line each.
+    warnings.showwarning = lambda message, *rest, **kw: _warn(args, _one_line(message))
     try:
         _setup(args)
         return COMMANDS[args.command](args)
     except _UsageError as e:
-        print(str(e), file=sys.stderr)
+        print(_one_line(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (NerfpruneError, BackendError, FileNotFoundError) as e:
+    except (NerfpruneError, BackendError, OSError) as e:  # OSError: a file the checks above did not foresee, named by the OS
         if debug:
             raise
-        print(f"nerfprune {args.command}: error: {e}", file=sys.stderr)
+        print(f"nerfprune {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingInterrupted as e:
         print(f"nerfprune {args.command}: {e}; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

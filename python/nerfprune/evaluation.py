@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfprune.config import check_fields, check_range
+from nerfprune.errors import ConfigError, SceneError
 from nerfprune.field.mlp import NerfModel
 from nerfprune.metrics import l2, psnr, ssim, time_repeated
 from nerfprune.renderer import RenderConfig, render_view
@@ -27,6 +29,15 @@ class EvalConfig:
     timing_repeats: int = 5  # timed renders of one view after the warm-up (median and spread are reported)
     timing_warmup: int = 1  # untimed renders before timing
 
+    def validate(self) -> None:
+        """Types and ranges (bounds: docs/validation.md)."""
+        check_fields(self)
+        if not self.split:
+            raise ConfigError("split must name a split of the scene, got ''")
+        check_range("max_views", self.max_views, 0, 10**6)
+        check_range("timing_repeats", self.timing_repeats, 0, 1000)
+        check_range("timing_warmup", self.timing_warmup, 0, 100)
+
 
 def summarize(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "median": float(statistics.median(values))} if values else {}
@@ -36,10 +47,13 @@ def evaluate_views(
     model: NerfModel, scene: Scene, render_cfg: RenderConfig, cfg: EvalConfig, *, images_dir: str | Path | None = None,
 ) -> dict:
     """Render the split's views, compare with ground truth, time one view. Returns a JSON-able dict."""
+    cfg.validate()
     split = cfg.split if cfg.split in scene.splits or cfg.split != "test" else "val"
     views = scene.split(split)
     if cfg.max_views:
         views = views[: cfg.max_views]
+    if len(views) == 0:  # before anything is rendered or written: no metrics.json of empty means
+        raise SceneError(f"{scene.source}: split '{split}' has no views; nothing to evaluate (choose another split)")
     model.eval()
     per_view = []
     rendered = {}

@@ -1,4 +1,7 @@
-"""Writing rendered images and videos: PNG for views, MP4 (ffmpeg) or GIF for paths."""
+"""Writing rendered images and videos: PNG for views, MP4 (ffmpeg) or GIF for paths.
+
+OS errors while writing (a read-only or full folder) are `ConfigError`s naming the file.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfprune.config import make_dir, output_errors
+from nerfprune.errors import ConfigError
+
 log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = (".mp4", ".gif")  # what write_video writes
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -27,8 +34,9 @@ def write_png(path: str | Path, img: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, to_uint8(img))
+    make_dir(path.parent)
+    with output_errors(path):
+        iio.imwrite(path, to_uint8(img))
     return path
 
 
@@ -43,7 +51,9 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 15) -> Pa
     import imageio.v2 as iio2
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix not in VIDEO_SUFFIXES:  # callers check this before rendering (api.render)
+        raise ConfigError(f"{path}: a video must end in {' or '.join(VIDEO_SUFFIXES)}")
+    make_dir(path.parent)
     data = [to_uint8(f) for f in frames]
     if path.suffix == ".mp4":
         try:
@@ -53,5 +63,6 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 15) -> Pa
         except Exception as e:  # ffmpeg missing or refusing the size
             log.warning("MP4 writing failed (%s); writing a GIF instead", e)
             path = path.with_suffix(".gif")
-    iio2.mimwrite(path, data, duration=1000.0 / fps, loop=0)
+    with output_errors(path):
+        iio2.mimwrite(path, data, duration=1000.0 / fps, loop=0)
     return path

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nerfprune.config import check_choice, check_fields, check_range
 from nerfprune.errors import ConfigError
 from nerfprune.field.config import MLPConfig
 from nerfprune.field.mlp import NerfModel
 from nerfprune.field.runners import run_field
 from nerfprune.scene.types import Cameras
 from taichi_kernels.backend import BACKENDS, RenderMath
+
+MAX_SAMPLES = 4096  # samples per ray, coarse or fine (the original NeRF uses 64 + 128)
 
 
 @dataclass
@@ -41,10 +44,19 @@ class RenderConfig:
     skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown render backend '{self.backend}': choose one of {', '.join(BACKENDS)}")
-        if self.n_coarse < 1 or self.n_fine < 0 or self.chunk < 1 or self.ray_chunk < 1 or self.round_samples < 0:
-            raise ConfigError("n_coarse, chunk and ray_chunk must be >= 1 and n_fine >= 0")
+        """Types and ranges; sizes bounded (docs/validation.md) so no config asks for absurd memory or time."""
+        check_fields(self)
+        check_choice("backend", self.backend, BACKENDS, "render backend")
+        check_range("n_coarse", self.n_coarse, 1, MAX_SAMPLES)
+        check_range("n_fine", self.n_fine, 0, MAX_SAMPLES)
+        check_range("chunk", self.chunk, 1, 2**24)
+        check_range("ray_chunk", self.ray_chunk, 1, 2**20)
+        if self.ray_chunk * (self.n_coarse + self.n_fine) > 2**26:
+            raise ConfigError(f"ray_chunk x (n_coarse + n_fine) must be <= 2^26 samples per rendering step, got "
+                              f"{self.ray_chunk} x {self.n_coarse + self.n_fine}")
+        check_range("last_delta", self.last_delta, 0.0, 1e30, low_open=True)
+        check_range("early_stop_eps", self.early_stop_eps, 0.0, 1.0, high_open=True)
+        check_range("round_samples", self.round_samples, 0, MAX_SAMPLES)
 
     def math(self) -> RenderMath:
         """The rendering-math object `backend` names."""

@@ -14,6 +14,7 @@ Checkpoints are written from CPU copies and load on any device.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -24,13 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfprune._native import fingerprint
-from nerfprune.checkpoint import Checkpoint, flatten_adam_state, load_checkpoint, restore_adam_state, save_checkpoint
-from nerfprune.config import from_dict, save_config, to_dict
-from nerfprune.errors import CheckpointError, ConfigError
+from nerfprune.checkpoint import (Checkpoint, check_state, check_tensors, flatten_adam_state, load_checkpoint,
+                                  restore_adam_state, save_checkpoint)
+from nerfprune.config import (atomic_write_bytes, check_fields, check_range, from_dict, make_dir, nested, save_config,
+                              to_dict)
+from nerfprune.errors import CheckpointError, ConfigError, MaskError, SceneError, TrainingDiverged
 from nerfprune.field.config import MLPConfig, NerfModelConfig
-from nerfprune.field.mlp import NerfModel
+from nerfprune.field.mlp import NerfModel, field_topology
 from nerfprune.loss import auto_block_points, loss_and_backward
+from nerfprune.provenance import record_scene, scene_fingerprint
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.types import Scene
@@ -38,6 +41,8 @@ from taichi_kernels.runtime import torch_device
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"
+MAX_ITERATIONS = 10**8  # training steps (5e4 took 7 hours on a GPU in the original NeRF)
+MAX_SEED = 2**32 - 1  # seeds are combined with the iteration into one 64-bit generator seed
 
 
 @dataclass
@@ -50,9 +55,10 @@ class OccupancyConfig:
     warmup_steps: int = 256  # until this iteration an update evaluates every cell (then a quarter + the occupied)
 
     def validate(self) -> None:
-        if not 1 <= self.resolution <= 512 or self.update_every < 1 or self.warmup_steps < 0:
-            raise ConfigError(f"occupancy: need 1 <= resolution <= 512, update_every >= 1, warmup_steps >= 0 "
-                              f"(got {self.resolution}, {self.update_every}, {self.warmup_steps})")
+        check_fields(self)
+        check_range("resolution", self.resolution, 1, 512)  # 512^3 float32 densities: 512 MB
+        check_range("update_every", self.update_every, 1, MAX_ITERATIONS)
+        check_range("warmup_steps", self.warmup_steps, 0, MAX_ITERATIONS)
 
 
 @dataclass
@@ -78,20 +84,30 @@ class TrainConfig:
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)  # empty-space skipping (off by default)
 
     def validate(self) -> None:
-        if self.iterations < 0 or self.batch_size < 1:
-            raise ConfigError(f"iterations must be >= 0 and batch_size >= 1 (got {self.iterations}, {self.batch_size})")
-        if not (self.lr > 0 and 0 < self.lr_decay <= 1):
-            raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1 (got {self.lr}, {self.lr_decay})")
-        if self.log_every < 1 or self.checkpoint_every < 1:
-            raise ConfigError("log_every and checkpoint_every must be >= 1")
+        """Types, ranges and sizes of every field, nested configs included (bounds: docs/validation.md)."""
+        check_fields(self)
+        check_range("iterations", self.iterations, 0, MAX_ITERATIONS)
+        check_range("batch_size", self.batch_size, 1, 2**20)
+        check_range("lr", self.lr, 0.0, 1e6, low_open=True)
+        check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
+        check_range("lr_decay_steps", self.lr_decay_steps, 0, 10**9)
+        check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("precrop_iters", self.precrop_iters, 0, MAX_ITERATIONS)
+        check_range("precrop_frac", self.precrop_frac, 0.0, 1.0, low_open=True)
+        check_range("log_every", self.log_every, 1, MAX_ITERATIONS)
+        check_range("checkpoint_every", self.checkpoint_every, 1, MAX_ITERATIONS)
+        check_range("val_views", self.val_views, 0, 10**4)
         if self.block_workers not in (1, 2):
             raise ConfigError(f"block_workers must be 1 or 2, got {self.block_workers}")
-        if self.block_points is not None and self.block_points < 0:
-            raise ConfigError(f"block_points must be >= 0 (0: whole batch), got {self.block_points}")
-        self.model.field_config()
-        self.mlp.validate()
-        self.render.validate()
-        self.occupancy.validate()
+        if self.block_points is not None:
+            check_range("block_points", self.block_points, 0, 2**27)
+        for name in ("model", "mlp", "render", "occupancy"):
+            with nested(name):
+                getattr(self, name).validate()
+        samples = self.render.n_coarse + self.render.n_fine
+        if self.batch_size * samples > 2**27:
+            raise ConfigError(f"batch_size x (n_coarse + n_fine) must be <= 2^27 sample points per step, got "
+                              f"{self.batch_size} x {samples}")
 
     def points_per_block(self) -> int:
         """`block_points`, or when it is None the default for the network's width (`auto_block_points`)."""
@@ -109,15 +125,60 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-def scene_fingerprint(scene: Scene) -> str:
-    """Hex fingerprint of the scene's images (computed in Rust)."""
-    data = np.ascontiguousarray(scene.images).reshape(-1).view(np.uint8)
-    return f"{fingerprint(data):016x}"
-
-
 def build_model(cfg: TrainConfig) -> NerfModel:
     torch.manual_seed(cfg.seed)
     return NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0, mlp=cfg.mlp)
+
+
+def parameter_shapes(cfg: TrainConfig) -> dict[str, tuple[int, ...]]:
+    """{parameter name: shape} of the model `build_model(cfg)` would build, without building it
+    (a checkpoint is checked against these before any memory is allocated for the network)."""
+    nets = ("coarse", "fine") if cfg.model.fine and cfg.render.n_fine > 0 else ("coarse",)
+    shapes = {}
+    for net in nets:
+        for layer in field_topology(cfg.model.field_config()).layers:
+            shapes[f"{net}.{layer.name}.weight"] = (layer.out_features, layer.in_features)
+            shapes[f"{net}.{layer.name}.bias"] = (layer.out_features,)
+    return shapes
+
+
+def checkpoint_config(path: str | Path, ckpt: Checkpoint) -> TrainConfig:
+    """The checkpoint's TrainConfig, type-checked and validated like one from the CLI or the API, and
+    its tensors checked against the network that config describes; `CheckpointError` naming file and field."""
+    try:
+        cfg = from_dict(TrainConfig, upgrade_config(ckpt.config), f"{path}: config")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    with nested(f"{path}: config", CheckpointError):
+        cfg.validate()
+    check_state(path, ckpt, parameter_shapes(cfg))
+    _check_grid(path, ckpt, cfg)
+    return cfg
+
+
+def _check_grid(path: str | Path, ckpt: Checkpoint, cfg: TrainConfig) -> None:
+    """A stored occupancy grid fits the config (its resolution, before a grid of that size is built) and
+    holds finite densities; `OccupancyGrid.load_state_dict` checks the rest of its shapes and dtypes."""
+    if not ckpt.grid:
+        return
+    if not cfg.occupancy.enabled:
+        raise CheckpointError(f"{path}: holds an occupancy grid, but its config has occupancy.enabled = false")
+    res = ckpt.grid.get("resolution")
+    if res is None or res.dtype != torch.int64 or res.dim() != 0 or int(res) != cfg.occupancy.resolution:
+        raise CheckpointError(f"{path}: tensor 'grid/resolution' must be the config's occupancy.resolution "
+                              f"({cfg.occupancy.resolution}) as a 0-d int64, got {res!r:.60}")
+    density = ckpt.grid.get("density")
+    if density is not None:
+        check_tensors(path, {"grid/density": density}, "occupancy grid")
+
+
+@contextlib.contextmanager
+def _grid_errors(path: str | Path):
+    """`OccupancyGrid.load_state_dict`'s complaints as a `CheckpointError` naming the file."""
+    try:
+        yield
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: the occupancy grid is damaged ({e})") from None
 
 
 def upgrade_config(data: dict) -> dict:
@@ -136,7 +197,8 @@ def upgrade_config(data: dict) -> dict:
         return data
     if moved.get("backward") == "fused":
         moved["backward"] = "handwritten"
-    return {**data, "render": render, "mlp": {**moved, **(data.get("mlp") or {})}}
+    mlp = data.get("mlp") if isinstance(data.get("mlp"), dict) else {}
+    return {**data, "render": render, "mlp": {**moved, **mlp}}
 
 
 def camera_tensors(scene: Scene, device: torch.device | str = "cpu") -> dict[str, torch.Tensor | None]:
@@ -170,6 +232,8 @@ class Trainer:
     ):
         cfg.validate()
         self.scene, self.cfg, self.out_dir = scene, cfg, Path(out_dir)
+        if not scene.split("train").size:  # before anything is written
+            raise SceneError(f"{scene.source}: the train split is empty; nothing to train on")
         self.device = torch_device(device)
         self.masks = {k: v.bool().to(self.device) for k, v in (masks or {}).items()}
         self.progress, self.extra = progress, dict(extra or {})
@@ -178,12 +242,17 @@ class Trainer:
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.names = {p: n for n, p in self.model.named_parameters()}
-        unknown = set(self.masks) - {n for n, _ in self.model.named_parameters()}
+        params = dict(self.model.named_parameters())
+        unknown = set(self.masks) - set(params)
         if unknown:
             raise ConfigError(f"masks name unknown parameters: {', '.join(sorted(unknown))}")
+        for name, mask in self.masks.items():
+            if mask.shape != params[name].shape:
+                raise MaskError(f"mask {name!r} has shape {tuple(mask.shape)}, weight has {tuple(params[name].shape)}")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
         self.iteration = 0
         self.fingerprint = scene_fingerprint(scene)
+        self.scene_record = record_scene(scene, self.fingerprint)  # stored in every checkpoint
         self.math = cfg.render.math()  # the rendering-math backend every step runs on
         if cfg.occupancy.enabled:
             from nerfprune.occupancy import OccupancyGrid
@@ -208,7 +277,7 @@ class Trainer:
         save_checkpoint(self.checkpoint_path, Checkpoint(
             iteration=self.iteration, config=to_dict(self.cfg), model=self.model.state_dict(),
             optimizer=flatten_adam_state(self.optimizer, self.names), masks=self.masks,
-            scene_fingerprint=self.fingerprint, extra=self.extra,
+            scene_fingerprint=self.fingerprint, extra=self.extra, scene=self.scene_record,
             grid={} if getattr(self.model, "grid", None) is None else self.model.grid.state_dict(),
         ))
         return self.checkpoint_path
@@ -220,7 +289,7 @@ class Trainer:
         ckpt = load_checkpoint(self.checkpoint_path)
         if ckpt.scene_fingerprint != self.fingerprint:
             raise CheckpointError(f"{self.checkpoint_path}: was trained on different scene images; use another --out")
-        saved = from_dict(TrainConfig, upgrade_config(ckpt.config), f"{self.checkpoint_path}: config")
+        saved = checkpoint_config(self.checkpoint_path, ckpt)
         mine = to_dict(self.cfg)
         theirs = to_dict(saved)
         mine.pop("iterations"), theirs.pop("iterations")
@@ -232,7 +301,8 @@ class Trainer:
         if getattr(self.model, "grid", None) is not None:
             if not ckpt.grid:
                 raise CheckpointError(f"{self.checkpoint_path}: has no occupancy grid, but the config asks for one")
-            self.model.grid.load_state_dict(ckpt.grid)
+            with _grid_errors(self.checkpoint_path):
+                self.model.grid.load_state_dict(ckpt.grid)
         self.masks = {k: v.to(self.device) for k, v in ckpt.masks.items()}
         self.iteration = ckpt.iteration
         log.info("resuming %s at iteration %d", self.checkpoint_path, self.iteration)
@@ -259,6 +329,7 @@ class Trainer:
         result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
                                    self.scene.cameras.far, cfg.render, cfg.points_per_block(), training=True, generator=gen,
                                    workers=cfg.block_workers, math=self.math)
+        self._check_finite(result.loss)  # before the step: a NaN never reaches the weights or a checkpoint
         if self.masks:
             for name, param in self.model.named_parameters():
                 if name in self.masks and param.grad is not None:
@@ -268,17 +339,35 @@ class Trainer:
         self.iteration += 1
         return result.loss, psnr_from_mse(result.mse_fine)
 
+    def _check_finite(self, loss: float) -> None:
+        """`TrainingDiverged` if the loss or a gradient is NaN or infinite (checked before Adam's step)."""
+        problem = None if math.isfinite(loss) else f"the loss is {loss}"
+        for name, param in self.model.named_parameters():
+            if problem is None and param.grad is not None and not bool(torch.isfinite(param.grad).all()):
+                problem = f"the gradient of {name} is NaN or infinite"
+        if problem is None:
+            return
+        it = self.iteration + 1
+        kept = (f"the last checkpoint {self.checkpoint_path} holds the last good weights"
+                if self.checkpoint_path.exists() else "no checkpoint was written")
+        raise TrainingDiverged(f"training diverged at iteration {it}: {problem}; {kept}; "
+                               f"try a lower --lr (now {self.cfg.lr:g})", it)
+
     def run(self, resume: bool = True, until: int | None = None) -> NerfModel:
-        """Train up to `cfg.iterations` (or only up to `until`, keeping the schedule of the full run)."""
+        """Train up to `cfg.iterations` (or only up to `until`, keeping the schedule of the full run).
+
+        Everything that can be refused (the scene's train split, a checkpoint to resume) is
+        checked before the output folder and its config.json are written.
+        """
         cfg = self.cfg
         stop = cfg.iterations if until is None else min(until, cfg.iterations)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.try_resume()
-        save_config(cfg, self.out_dir)
         batcher = RayBatcher(self.scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed,
                              precrop_iters=cfg.precrop_iters, precrop_frac=cfg.precrop_frac)
         cams = camera_tensors(self.scene, self.device)
+        if resume:
+            self.try_resume()
+        make_dir(self.out_dir)
+        save_config(cfg, self.out_dir)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -314,19 +403,22 @@ class Trainer:
         return self.model
 
     def _save_snapshot(self) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
-                  str(self.out_dir / f"snapshot-{self.iteration}.safetensors"))
+        atomic_write_bytes(self.out_dir / f"snapshot-{self.iteration}.safetensors",
+                           save({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}))
 
 
 def load_model(path: str | Path, device: str = "auto") -> tuple[NerfModel, TrainConfig, Checkpoint]:
-    """Load a trained model from a checkpoint file or a training output folder, onto `device` (see `Trainer`)."""
+    """Load a trained model from a checkpoint file or a training output folder, onto `device` (see `Trainer`).
+
+    The stored config is validated and the tensors checked against it before the network is built.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, upgrade_config(ckpt.config), f"{path}: config")
+    cfg = checkpoint_config(path, ckpt)
     model = build_model(cfg)
     try:
         model.load_state_dict(ckpt.model)
@@ -337,6 +429,7 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[NerfModel, Train
     if ckpt.grid:
         from nerfprune.occupancy import OccupancyGrid
 
-        model.grid = OccupancyGrid.from_state_dict(ckpt.grid, device=target)
+        with _grid_errors(path):
+            model.grid = OccupancyGrid.from_state_dict(ckpt.grid, device=target)
     model.eval()
     return model, cfg, ckpt

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nerfprune.config import check_choice, check_fields, check_range
 from nerfprune.errors import ConfigError
+
+MAX_DEPTH = 64  # ReLU layers; the deepest preset has 8
+MAX_WIDTH = 4096  # units per layer; the widest preset has 256
+MAX_LAYER_WEIGHTS = 2**27  # depth x width^2 (512 MB of fp32 per network; the nerf preset has 2^19)
 
 
 def encoded_width(n_frequencies: int, dims: int = 3) -> int:
@@ -55,6 +60,19 @@ class NerfModelConfig:
     width: int | None = None  # override the preset's width
     fine: bool = True  # train a separate fine network for the importance samples
 
+    def validate(self) -> None:
+        """Types, the preset, and sizes bounded (docs/validation.md) so no config asks for absurd memory."""
+        check_fields(self)
+        check_choice("preset", self.preset, PRESETS, "network preset")
+        if self.depth is not None:
+            check_range("depth", self.depth, 1, MAX_DEPTH)
+        if self.width is not None:
+            check_range("width", self.width, 2, MAX_WIDTH)
+        cfg = self.field_config()
+        if cfg.depth * cfg.width**2 > MAX_LAYER_WEIGHTS:
+            raise ConfigError(f"depth x width^2 must be <= 2^27 (about 512 MB of weights per network), got "
+                              f"depth={cfg.depth}, width={cfg.width}")
+
     def field_config(self) -> FieldConfig:
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown network preset '{self.preset}': choose one of {', '.join(PRESETS)}")
@@ -88,7 +106,6 @@ class MLPConfig:
     backward: str = "handwritten"  # training gradient of a dense fp32 MLP: "handwritten" (direction term once per ray) or "autograd" (as the original code)
 
     def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown MLP precision '{self.precision}': choose one of {', '.join(PRECISIONS)}")
-        if self.backward not in BACKWARDS:
-            raise ConfigError(f"unknown MLP backward '{self.backward}': choose one of {', '.join(BACKWARDS)}")
+        check_fields(self)
+        check_choice("precision", self.precision, PRECISIONS, "MLP precision")
+        check_choice("backward", self.backward, BACKWARDS, "MLP backward")

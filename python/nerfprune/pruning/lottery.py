@@ -27,14 +27,16 @@ from pathlib import Path
 
 import torch
 
-from nerfprune.config import atomic_write_json, save_config, to_dict
-from nerfprune.errors import ConfigError
+from nerfprune.config import atomic_write_json, check_choice, check_fields, check_range, save_config, to_dict
+from nerfprune.checkpoint import Checkpoint
+from nerfprune.errors import CheckpointError, ConfigError, SceneError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
-from nerfprune.training import TrainConfig, Trainer, build_model, load_model
+from nerfprune.training import (MAX_ITERATIONS, MAX_SEED, TrainConfig, Trainer, build_model, load_model,
+                                parameter_shapes)
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +62,16 @@ class PruneConfig:
     eval_views: int = 2  # validation views evaluated after each round (0: none)
 
     def validate(self) -> None:
-        if not 0.0 < self.sparsity < 1.0:
-            raise ConfigError(f"sparsity must be in (0, 1), got {self.sparsity}")
-        if self.rounds < 1:
-            raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown pruning method '{self.method}': choose one of {', '.join(METHODS)}")
-        if self.rewind not in REWINDS:
-            raise ConfigError(f"unknown rewind point '{self.rewind}': choose one of {', '.join(REWINDS)}")
-        if self.rewind_iteration < 0 or self.retrain_iterations < 0:
-            raise ConfigError("rewind_iteration and retrain_iterations must be >= 0")
+        """Types and ranges of every field (bounds: docs/validation.md)."""
+        check_fields(self)
+        check_range("sparsity", self.sparsity, 0.0, 1.0, low_open=True, high_open=True)
+        check_range("rounds", self.rounds, 1, 100)
+        check_choice("method", self.method, METHODS, "pruning method")
+        check_choice("rewind", self.rewind, REWINDS, "rewind point")
+        check_range("rewind_iteration", self.rewind_iteration, 0, MAX_ITERATIONS)
+        check_range("retrain_iterations", self.retrain_iterations, 0, MAX_ITERATIONS)
+        check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("eval_views", self.eval_views, 0, 10**4)
 
     @property
     def fraction_per_round(self) -> float:
@@ -106,12 +108,44 @@ def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: 
         return build_model(parent_cfg).state_dict()
     snapshot = parent_dir / f"snapshot-{cfg.rewind_iteration}.safetensors"
     if snapshot.exists():
-        from safetensors.torch import load_file
-
-        return load_file(str(snapshot))
+        return _read_snapshot(snapshot, parent_cfg)
     # Training is deterministic: re-create the parent's weights at iteration k exactly.
     trainer = Trainer(scene, parent_cfg, out_dir / f"rewind-{cfg.rewind_iteration}")
     return trainer.run(resume=True, until=cfg.rewind_iteration).state_dict()
+
+
+def _read_snapshot(path: Path, parent_cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The weights of a rewind snapshot, checked like a checkpoint's (names, shapes, float32, finite)."""
+    from nerfprune.checkpoint import check_state, check_tensors, read_safetensors
+
+    _, tensors = read_safetensors(path, "rewind snapshot")
+    check_tensors(path, tensors, "weight")
+    check_state(path, Checkpoint(iteration=0, config={}, model=tensors, optimizer={}, masks={}, scene_fingerprint="",
+                                 extra={}), parameter_shapes(parent_cfg))
+    return tensors
+
+
+ROUND_FIELDS = {"round": int, "sparsity": float, "live_weights": int, "per_layer_sparsity": dict, "iterations": int}
+
+
+def _read_round(path: Path, index: int) -> dict:
+    """A finished round's `round.json`, checked: a damaged one is a `CheckpointError` naming it (delete it to
+    re-run the round)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not a readable round record ({e}); delete it to re-run round {index}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path}: a round record must be a JSON object, got {type(record).__name__}; "
+                              f"delete it to re-run round {index}")
+    for key, kind in ROUND_FIELDS.items():
+        value = record.get(key)
+        ok = isinstance(value, kind) and not isinstance(value, bool) or kind is float and type(value) is int
+        if not ok:
+            raise CheckpointError(f"{path}: '{key}' must be {kind.__name__}, got {value!r:.40}; delete it to re-run round {index}")
+    if record["round"] != index:
+        raise CheckpointError(f"{path}: records round {record['round']}, but it is round {index}'s folder")
+    return record
 
 
 def run_pruning(
@@ -129,18 +163,32 @@ def run_pruning(
     model, parent_cfg, ckpt = load_model(parent)
     if ckpt.masks:
         raise ConfigError(f"{parent}: is already pruned; prune a dense model (more rounds: --rounds)")
+    # Everything that can be refused is checked before prune_config.json is written.
+    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
+    retrain_cfg.validate()
+    if cfg.rewind == "late" and cfg.rewind_iteration > parent_cfg.iterations:
+        raise ConfigError(f"rewind_iteration must be <= the parent's {parent_cfg.iterations} training iterations, "
+                          f"got {cfg.rewind_iteration}")
+    if not scene.split("train").size:
+        raise SceneError(f"{scene.source}: the train split is empty; nothing to re-train on")
+    if cfg.eval_views and not scene.split("val").size:
+        raise SceneError(f"{scene.source}: split 'val' has no views to evaluate each round on (set eval_views=0)")
+    finished = {r: _read_round(out / f"round-{r}" / "round.json", r) for r in range(1, cfg.rounds + 1)
+                if (out / f"round-{r}" / "round.json").exists()}
+    snapshot = parent_dir / f"snapshot-{cfg.rewind_iteration}.safetensors"
+    if cfg.rewind == "late" and snapshot.exists():
+        _read_snapshot(snapshot, parent_cfg)
     save_config(cfg, out, "prune_config.json")
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     rewind = _rewind_state(parent_dir, parent_cfg, scene, cfg, out, pretrained)
-    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
     masks: dict[str, torch.Tensor] | None = None
     rounds = []
     current = model
     for r in range(1, cfg.rounds + 1):
         round_dir = out / f"round-{r}"
         done = round_dir / "round.json"
-        if done.exists():
-            rounds.append(json.loads(done.read_text()))
+        if r in finished:
+            rounds.append(finished[r])
             current, _, round_ckpt = load_model(round_dir)
             masks = round_ckpt.masks
             continue
