@@ -161,18 +161,7 @@ def composite(
         raise ValueError(f"composite: sigma must be [B, S], got {list(sigma.shape)}")
     n_rays, n_samples = sigma.shape
     expect = {"rgb": (rgb, (n_rays, n_samples, 3)), "t": (t, (n_rays, n_samples)), "ray_norm": (ray_norm, (n_rays,))}
-    for name, (x, shape) in expect.items():
-        if tuple(x.shape) != shape:
-            raise ValueError(f"composite: '{name}' has shape {list(x.shape)}, expected {list(shape)} (sigma is {list(sigma.shape)})")
-    if tuple(background.shape) not in ((3,), (n_rays, 3)):
-        raise ValueError(f"composite: background must be [3] or [{n_rays}, 3], got {list(background.shape)}")
-    dtype = sigma.dtype if sigma.dtype in _REAL else torch.float32
-    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (sigma, rgb, background))
-    if early_stop_eps > 0 and needs_grad:
-        raise ValueError("composite: early_stop_eps > 0 is for inference only; call it under torch.no_grad()")
-
-    def prep(x):  # Taichi needs contiguous tensors of one dtype, without autograd history
-        return x.to(dtype).contiguous()
+    prep, needs_grad = checked_inputs("composite", sigma, rgb, background, n_rays, early_stop_eps, expect)
 
     # a [3] background is expanded here, so autograd's expand backward sums its gradient over rays
     args = (prep(sigma), prep(rgb), prep(t).detach(), prep(ray_norm).detach(), prep(background.expand(n_rays, 3)))
@@ -181,6 +170,28 @@ def composite(
             return _Composite.forward(_NoCtx(), *(a.detach() if torch.is_tensor(a) else a for a in args),
                                       float(last_delta), float(early_stop_eps))
     return _Composite.apply(*args, float(last_delta), float(early_stop_eps))
+
+
+def checked_inputs(caller: str, sigma, rgb, background, n_rays: int, early_stop_eps: float, expect: dict):
+    """Shape, background and early-stop checks shared by the padded and the packed compositing.
+
+    `expect` maps an argument name to (tensor, expected shape). Returns (prep, needs_grad): prep(x)
+    makes a tensor contiguous in sigma's real dtype (float32 unless float64), as Taichi needs.
+    """
+    for name, (x, shape) in expect.items():
+        if tuple(x.shape) != shape:
+            raise ValueError(f"{caller}: '{name}' has shape {list(x.shape)}, expected {list(shape)} (sigma is {list(sigma.shape)})")
+    if tuple(background.shape) not in ((3,), (n_rays, 3)):
+        raise ValueError(f"{caller}: background must be [3] or [{n_rays}, 3], got {list(background.shape)}")
+    dtype = sigma.dtype if sigma.dtype in _REAL else torch.float32
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (sigma, rgb, background))
+    if early_stop_eps > 0 and needs_grad:
+        raise ValueError(f"{caller}: early_stop_eps > 0 is for inference only; call it under torch.no_grad()")
+
+    def prep(x):  # Taichi needs contiguous tensors of one dtype, without autograd history
+        return x.to(dtype).contiguous()
+
+    return prep, needs_grad
 
 
 class _NoCtx:

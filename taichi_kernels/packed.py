@@ -23,11 +23,10 @@ import torch
 
 from taichi_kernels import _buffers
 from taichi_kernels._taichi import ti
-from taichi_kernels.compositing import _NoCtx
+from taichi_kernels.compositing import _REAL, _NoCtx, checked_inputs
 from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 from taichi_kernels.sampling import PDF_EPS
 
-_REAL = {torch.float32: ti.f32, torch.float64: ti.f64}
 
 
 @ti.kernel
@@ -178,18 +177,7 @@ def composite(
     offsets, counts = check_packing(offsets, counts, m, "packed.composite")
     n_rays = counts.shape[0]
     expect = {"rgb": (rgb, (m, 3)), "t": (t, (m,)), "dt": (dt, (m,)), "ray_norm": (ray_norm, (n_rays,))}
-    for name, (x, shape) in expect.items():
-        if tuple(x.shape) != shape:
-            raise ValueError(f"packed.composite: '{name}' has shape {list(x.shape)}, expected {list(shape)}")
-    if tuple(background.shape) not in ((3,), (n_rays, 3)):
-        raise ValueError(f"packed.composite: background must be [3] or [{n_rays}, 3], got {list(background.shape)}")
-    dtype = sigma.dtype if sigma.dtype in _REAL else torch.float32
-    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (sigma, rgb, background))
-    if early_stop_eps > 0 and needs_grad:
-        raise ValueError("packed.composite: early_stop_eps > 0 is for inference only; call it under torch.no_grad()")
-
-    def prep(x):  # Taichi needs contiguous tensors of one dtype, without autograd history
-        return x.to(dtype).contiguous()
+    prep, needs_grad = checked_inputs("packed.composite", sigma, rgb, background, n_rays, early_stop_eps, expect)
 
     # a [3] background is expanded here, so autograd's expand backward sums its gradient over rays
     args = (prep(sigma), prep(rgb), prep(t).detach(), prep(dt).detach(), offsets, counts, prep(ray_norm).detach(),

@@ -83,3 +83,13 @@ else:  # before the test modules import the kernels (some bind them by name)
         _mod = importlib.import_module(f"taichi_kernels.{_module}")
         for _name in _names:
             setattr(_mod, _name, _on_device(getattr(_mod, _name), KERNEL_DEVICE))
+
+
+def toward_the_origin(n: int, seed: int):
+    """n rays from about (0, 0, 4) looking down -z, slightly spread: origins [n, 3], dirs [n, 3]."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    origins = torch.randn(n, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 4.0])
+    dirs = torch.randn(n, 3, generator=g) * 0.2 + torch.tensor([0.0, 0.0, -1.0])
+    return origins, dirs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from conftest import toward_the_origin
 
 from nerfprune.field import PRESETS, NerfModel
 from nerfprune.renderer import RenderConfig, render_rays
@@ -19,10 +20,7 @@ def _opaque_model() -> NerfModel:
 
 
 def _rays(n: int = 40):
-    g = torch.Generator().manual_seed(5)
-    origins = torch.randn(n, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 4.0])
-    dirs = torch.randn(n, 3, generator=g) * 0.2 + torch.tensor([0.0, 0.0, -1.0])
-    return origins, dirs
+    return toward_the_origin(n, seed=5)
 
 
 def test_rounds_give_the_image_of_evaluating_every_sample_with_fewer_mlp_points():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from conftest import toward_the_origin
 
 from nerfprune.field import PRESETS, NerfModel, NerfModelConfig
 from nerfprune.occupancy import OccupancyGrid
@@ -11,10 +12,7 @@ from nerfprune.training import OccupancyConfig, TrainConfig, Trainer, load_model
 
 
 def _rays(n: int = 48):
-    g = torch.Generator().manual_seed(2)
-    origins = torch.randn(n, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 4.0])
-    dirs = torch.randn(n, 3, generator=g) * 0.2 + torch.tensor([0.0, 0.0, -1.0])
-    return origins, dirs
+    return toward_the_origin(n, seed=2)
 
 
 def test_an_all_occupied_grid_renders_what_the_dense_sampler_renders():

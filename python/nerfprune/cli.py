@@ -88,6 +88,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     _flag(p, RenderConfig, "n_coarse", default=None)
     _flag(p, RenderConfig, "n_fine", default=None)
     _flag(p, RenderConfig, "backend", default=None, choices=BACKENDS)
+    _flag(p, RenderConfig, "round_samples", default=None)
     p.add_argument("--no-skip-empty", dest="skip_empty", action="store_const", const=False, default=None,
                    help="ignore the model's occupancy grid and sample the whole of [near, far]")
     p.add_argument("--mlp-precision", dest="precision", default=None, choices=list(PRECISIONS),
@@ -254,7 +255,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 def _apply_render_flags(cfg, args: argparse.Namespace):
     """Set the render and MLP flags that were given on `cfg` (a TrainConfig); the others keep its values."""
-    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend", "skip_empty")), (cfg.mlp, ("precision", "backward"))):
+    for target, names in ((cfg.render, ("n_coarse", "n_fine", "backend", "round_samples", "skip_empty")), (cfg.mlp, ("precision", "backward"))):
         for name in names:
             value = getattr(args, name, None)
             if value is not None:
