@@ -54,7 +54,7 @@ def scenes(names: list[str], quick: bool) -> dict:
 
 def run_scene(scene, milestones: list[int], args) -> dict:
     base = dict(iterations=max(milestones), batch_size=1024, lr_decay_steps=250_000, seed=args.seed, val_views=0,
-                checkpoint_every=10**9, model=NerfModelConfig(preset="small"),
+                checkpoint_every=10**8, model=NerfModelConfig(preset="small"),
                 render=RenderConfig(n_coarse=64, n_fine=64))
     runs = {}
     for label, enabled in (("off", False), ("on", True)):
@@ -113,7 +113,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="built-in scene only, milestones 100,200, 2 val views")
     p.add_argument("--val-views", type=int, default=8, help="validation views for PSNR")
     p.add_argument("--repeats", type=int, default=3, help="timed renders per model and milestone")
-    p.add_argument("--resolution", type=int, default=128, help="occupancy grid cells per axis")
+    p.add_argument("--resolution", type=int, default=64, help="occupancy grid cells per axis")
     p.add_argument("--target-psnr", type=float, default=24.0, help="report the wall time to reach this val PSNR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
