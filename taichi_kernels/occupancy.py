@@ -357,8 +357,13 @@ def sample_stratified(
     perturb: bool,
     generator: torch.Generator | None = None,
     last_delta: float | None = None,
+    min_samples: int | None = None,
 ) -> PackedSamples:
     """n_samples stratified samples per ray over its occupied length, packed (see the module docstring).
+
+    With `min_samples`, a ray gets ceil(n_samples L / (far - near)) samples instead, clamped to
+    [min_samples, n_samples]: the dense sampler's spacing kept inside occupied space, so a ray that
+    crosses little occupied space costs little (an all-occupied grid still gives n_samples).
 
     A ray with occupied length L > 0 gets exactly n_samples samples: s_i = L i / (S - 1) (S = 1:
     s = 0), jittered when `perturb` inside the bins bounded by the midpoints to the neighbouring
@@ -374,7 +379,13 @@ def sample_stratified(
     o, d = _rays(origins, dirs, near, far, "sample_stratified")
     n, dev = o.shape[0], o.device
     length = occupied_length(grid, o, d, near, far)
-    counts = torch.where(length > 0, n_samples, 0).to(torch.int64)
+    if min_samples is None:
+        counts = torch.where(length > 0, n_samples, 0).to(torch.int64)
+    else:
+        if not 1 <= min_samples <= n_samples:
+            raise ValueError(f"sample_stratified: need 1 <= min_samples <= n_samples, got {min_samples}, {n_samples}")
+        wanted = torch.ceil(length.double() * (n_samples / (far - near)) - 1e-6).clamp(min_samples, n_samples)
+        counts = torch.where(length > 0, wanted, 0).to(torch.int64)
     offsets = _exclusive_offsets(counts)
     m = int(counts.sum())
     if perturb:

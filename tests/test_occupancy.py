@@ -443,3 +443,28 @@ def test_skipping_zero_density_cells_leaves_the_render_unchanged():
     assert int((ps.counts == 0).sum()) > 10 and torch.equal(skip[ps.counts == 0], bg.expand(int((ps.counts == 0).sum()), 3))
     assert int(((dense_op > 0.05) & (dense_op < 0.95)).sum()) > 10 and int((dense_op > 0.99).sum()) > 10
     assert ps.t.shape[0] < n * n_dense / 16
+
+
+def test_samples_keep_the_dense_spacing_inside_occupied_space():
+    """min_samples: ceil(S L / (far - near)) samples per ray, clamped; all-occupied rays keep S."""
+    import torch
+
+    from nerfprune.occupancy import OccupancyGrid
+    from taichi_kernels.occupancy import sample_stratified
+
+    grid = OccupancyGrid([-2.0] * 3, [2.0] * 3, 8)
+    occupied = torch.zeros(8, 8, 8, dtype=torch.bool)
+    occupied[3:5, 3:5, :] = True  # a column around the z axis, 1 unit wide
+    from nerfprune.occupancy import pack_bits
+
+    grid.bits = pack_bits(occupied)
+    grid.warmup = False
+    origins = torch.tensor([[0.1, 0.1, 4.0], [0.1, 0.1, 4.0], [1.9, 1.9, 4.0]])
+    dirs = torch.tensor([[0.0, 0.0, -1.0], [0.1, 0.0, -1.0], [0.0, 0.0, -1.0]])  # ray 1 leaves the column at t = 4
+    full = sample_stratified(grid.view(), origins, dirs, 2.0, 6.0, 32, False)
+    adaptive = sample_stratified(grid.view(), origins, dirs, 2.0, 6.0, 32, False, min_samples=4)
+    assert full.counts.tolist() == [32, 32, 0]
+    expected = torch.ceil(full.length.double() * 32 / 4.0 - 1e-6).clamp(4, 32).tolist()
+    assert adaptive.counts.tolist() == [int(expected[0]), int(expected[1]), 0]
+    assert adaptive.counts[1] < 32 and torch.equal(adaptive.length, full.length)
+    assert bool((adaptive.t[adaptive.ray_index == 0].diff() > 0).all())  # sorted, inside the ray's occupied span

@@ -214,11 +214,13 @@ class OccupancyGrid:
     # --------------------------------------------------------------------- sampling
 
     def sample(self, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float, n_samples: int,
-               perturb: bool, generator: torch.Generator | None = None, last_delta: float | None = None):
+               perturb: bool, generator: torch.Generator | None = None, last_delta: float | None = None,
+               min_samples: int | None = None):
         """Packed stratified samples in occupied space: `taichi_kernels.occupancy.sample_stratified`."""
         from taichi_kernels.occupancy import sample_stratified
 
-        return sample_stratified(self.view(), origins, dirs, near, far, n_samples, perturb, generator, last_delta)
+        return sample_stratified(self.view(), origins, dirs, near, far, n_samples, perturb, generator, last_delta,
+                                 min_samples)
 
     def sample_fine(self, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float, coarse,
                     weights: torch.Tensor, n_fine: int, perturb: bool, generator: torch.Generator | None = None,

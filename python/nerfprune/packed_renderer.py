@@ -22,6 +22,9 @@ from nerfprune.marching import shade_in_rounds
 from taichi_kernels.backend import RenderMath
 
 
+MIN_COARSE = 4  # coarse samples of a ray that crosses any occupied space (importance sampling needs >= 3)
+
+
 def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor,
              ray_index: torch.Tensor, dir_enc: torch.Tensor, chunk: int, math: RenderMath, mlp: MLPConfig,
              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +71,9 @@ def render_rays_packed(
     """`render_rays` with samples only where `grid` is occupied; same outputs, plus "samples" (MLP points, int)."""
     ray_norm = dirs.norm(dim=-1)  # [B]
     dir_enc = math.positional_encoding(dirs / ray_norm[:, None], model.field_cfg.dir_frequencies)  # [B, Dd]
-    coarse = grid.sample(origins, dirs, near, far, cfg.n_coarse, training, generator, last_delta=cfg.last_delta)
+    # the dense sampler's spacing inside occupied space: fewer coarse samples where a ray crosses little of it
+    coarse = grid.sample(origins, dirs, near, far, cfg.n_coarse, training, generator, last_delta=cfg.last_delta,
+                         min_samples=min(cfg.n_coarse, MIN_COARSE))
     (colour, depth, opacity, weights), n = shade_packed(model, "coarse", origins, dirs, coarse, dir_enc, ray_norm,
                                                         background, cfg, math, mlp, training)
     out = {"rgb_coarse": colour, "rgb": colour, "depth": depth, "opacity": opacity, "samples": n}
