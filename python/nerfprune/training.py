@@ -342,9 +342,11 @@ class Trainer:
     def _check_finite(self, loss: float) -> None:
         """`TrainingDiverged` if the loss or a gradient is NaN or infinite (checked before Adam's step)."""
         problem = None if math.isfinite(loss) else f"the loss is {loss}"
-        for name, param in self.model.named_parameters():
-            if problem is None and param.grad is not None and not bool(torch.isfinite(param.grad).all()):
-                problem = f"the gradient of {name} is NaN or infinite"
+        grads = {name: p.grad for name, p in self.model.named_parameters() if p.grad is not None}
+        # one reduction and one host sync for all gradients; the offending one is looked for only on failure
+        if problem is None and grads and not bool(torch.stack([g.isfinite().all() for g in grads.values()]).all()):
+            bad = next(name for name, g in grads.items() if not bool(g.isfinite().all()))
+            problem = f"the gradient of {bad} is NaN or infinite"
         if problem is None:
             return
         it = self.iteration + 1
