@@ -53,8 +53,10 @@ class RenderMath(Protocol):
         """Packed samples (ray r owns [offsets[r], offsets[r] + counts[r])): colour [B, 3], depth [B], opacity [B],
         weights [M]; dt [M] is each sample's z-depth step (see `taichi_kernels.packed.composite`)."""
 
-    def positional_encoding(self, x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
-        """x [N, D] -> [N, D (1 + 2 n_frequencies)] (the original NeRF's gamma)."""
+    def positional_encoding(self, x: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
+                            out: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, D] -> [N, D (1 + 2 n_frequencies)] (the original NeRF's gamma); with `columns` [F'] only those
+        features, in that order ([N, F']); written into `out` when given."""
 
 
 class TorchMath:
@@ -94,11 +96,12 @@ class TaichiMath:
     composite_packed = _kernel("packed", "composite")
     _encode = _kernel("encoding", "positional_encoding")
 
-    def positional_encoding(self, x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
+    def positional_encoding(self, x: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
+                            out: torch.Tensor | None = None) -> torch.Tensor:
         """The Taichi kernel has no backward: inputs that need a gradient take the reference."""
         if x.requires_grad:
-            return reference.positional_encoding(x, n_frequencies)
-        return self._encode(x, n_frequencies)
+            return reference.positional_encoding(x, n_frequencies, columns=columns, out=out)
+        return self._encode(x, n_frequencies, columns=columns, out=out)
 
 
 TAICHI = TaichiMath()

@@ -28,20 +28,27 @@ __all__ = [
 # ------------------------------------------------------------------ encoding
 
 
-def positional_encoding(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
+def positional_encoding(x: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
     """Positional encoding of the original NeRF (Mildenhall et al. 2020, eq. 4): x [N, D] -> [N, D (1 + 2L)].
 
     gamma(p) = (p, sin(2^0 p), cos(2^0 p), ..., sin(2^(L-1) p), cos(2^(L-1) p)), the input
     included first. Like the original code, frequencies are 2^k without the factor pi
     (`torch.sin(2**k * x)`), which works for scenes scaled to a few units. Feature order:
     [x, y, z, sin(f0 x), sin(f0 y), sin(f0 z), cos(f0 x), ...].
+    `columns` [F'] int64 keeps those features only, in that order ([N, F']); `out` ([N, >= F']) receives them
+    in its first columns (as the Taichi kernel, `taichi_kernels.encoding`).
     """
     if n_frequencies == 0:
-        return x
-    freqs = 2.0 ** torch.arange(n_frequencies, dtype=x.dtype, device=x.device)  # [L]
-    scaled = x[:, None, :] * freqs[None, :, None]  # [N, L, D]
-    parts = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=2)  # [N, L, 2, D]
-    return torch.cat([x, parts.reshape(x.shape[0], 2 * n_frequencies * x.shape[1])], dim=-1)
+        enc = x
+    else:
+        freqs = 2.0 ** torch.arange(n_frequencies, dtype=x.dtype, device=x.device)  # [L]
+        scaled = x[:, None, :] * freqs[None, :, None]  # [N, L, D]
+        parts = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=2)  # [N, L, 2, D]
+        enc = torch.cat([x, parts.reshape(x.shape[0], 2 * n_frequencies * x.shape[1])], dim=-1)
+    if columns is not None:
+        enc = enc.index_select(1, columns.to(device=x.device, dtype=torch.int64))
+    return enc if out is None else out[:, :enc.shape[1]].copy_(enc)
 
 
 # --------------------------------------------------------------------------- rays

@@ -21,7 +21,7 @@ from nerfprune.config import check_choice, check_fields, check_range
 from nerfprune.errors import ConfigError
 from nerfprune.field.config import MLPConfig
 from nerfprune.field.mlp import NerfModel
-from nerfprune.field.runners import run_field
+from nerfprune.field.runners import infer_field, run_field
 from nerfprune.scene.types import Cameras
 from taichi_kernels.backend import BACKENDS, RenderMath
 
@@ -74,6 +74,11 @@ def field_at_samples(
     """
     b, s = t.shape
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
+    if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
+        ray_index = torch.arange(b, device=t.device).repeat_interleave(s)  # [B*S]
+        sigma_raw, rgb = infer_field(model.network(which), points.reshape(-1, 3), dir_enc, ray_index,
+                                     model.field_cfg.pos_frequencies, math.positional_encoding, cfg.chunk, mlp)
+        return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)
     pos_enc = math.positional_encoding(points.reshape(-1, 3), model.field_cfg.pos_frequencies)  # [B*S, P]
     sigma_raw, rgb = run_field(model.network(which), pos_enc, dir_enc, s, cfg.chunk, mlp)
     return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)

@@ -6,8 +6,9 @@ times each stage through public seams, never by editing or patching modules:
 - the renderer is handed a `TimedMath`: the configured `RenderMath` object with
   every method (`generate_rays`/`view_rays`, `stratified`, `importance`,
   `composite`, `positional_encoding`) timed;
-- every MLP layer is timed with forward hooks (`nn.Linear` of a `NerfMLP`) or
-  through `GraphMLP.layer_hook` (compacted networks). For layers pruned with
+- every MLP layer is timed by the inference path itself (`nerfprune.field.inference.observing`; a
+  layer's per-ray part is "layer <name> (per ray)"), or, on the reference path (`MLPConfig.inference`),
+  with forward hooks (`nn.Linear` of a `NerfMLP`) or through `GraphMLP.layer_hook` (compacted networks). For layers pruned with
   `torch.nn.utils.prune` (the "masked" variant) the prune forward-pre-hook, which
   recomputes `weight = weight_orig * mask` on every forward, is timed on its own
   ("mask multiply"): one pre-hook is put before it and one after it.
@@ -29,6 +30,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from nerfprune.field.config import MLPConfig
+from nerfprune.field.inference import observing
 from nerfprune.field.mlp import NerfModel
 from nerfprune.field.topology import nerf_topology
 from nerfprune.renderer import RenderConfig, render_view
@@ -123,23 +126,41 @@ class _Unhook:
         self.net.layer_hook = None
 
 
+class _InferenceTimes:
+    """`nerfprune.field.inference.Observer` writing into a `StageClock` (the fast inference path's layers)."""
+
+    def __init__(self, clock: StageClock) -> None:
+        self.clock = clock
+
+    def layer(self, name: str, seconds: float) -> None:
+        self.clock.seconds[f"layer {name}"] += seconds
+
+    def network(self, seconds: float) -> None:
+        self.clock.seconds["mlp total"] += seconds
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.clock.seconds[name] += seconds
+
+
 @contextlib.contextmanager
 def _hooked(model: NerfModel, clock: StageClock) -> Iterator[None]:
     handles = []
     try:
         for net in model.networks().values():
             handles.extend(_hook_network(clock, net))
-        yield
+        with observing(_InferenceTimes(clock)):
+            yield
     finally:
         for h in handles:
             h.remove()
 
 
-def _one_render(model: NerfModel, cameras: Cameras, index: int, cfg: RenderConfig, background) -> dict[str, float]:
+def _one_render(model: NerfModel, cameras: Cameras, index: int, cfg: RenderConfig, background,
+                mlp: MLPConfig | None) -> dict[str, float]:
     clock = StageClock()
     with _hooked(model, clock):
         start = time.perf_counter()
-        render_view(model, cameras, index, cfg, background=background, math=TimedMath(cfg.math(), clock))
+        render_view(model, cameras, index, cfg, background=background, math=TimedMath(cfg.math(), clock), mlp=mlp)
         total = time.perf_counter() - start
     s = clock.seconds
     layers = sum(v for k, v in s.items() if k.startswith("layer "))
@@ -153,9 +174,9 @@ def _one_render(model: NerfModel, cameras: Cameras, index: int, cfg: RenderConfi
 @torch.no_grad()
 def profile_render(
     model: NerfModel, cameras: Cameras, index: int, render_cfg: RenderConfig, repeats: int = 5,
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0), mlp: MLPConfig | None = None,
 ) -> dict[str, float]:
-    """Seconds per stage of rendering view `index` (median over `repeats` after one warm-up).
+    """Seconds per stage of rendering view `index` (median over `repeats` after one warm-up); `mlp` as `render_view`'s.
 
     Keys: "ray generation", "sampling (stratified)", "sampling (importance)",
     "positional encoding", "mask multiply" (masked models only), "layer <name>"
@@ -164,8 +185,8 @@ def profile_render(
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
-    _one_render(model, cameras, index, render_cfg, background)
-    runs = [_one_render(model, cameras, index, render_cfg, background) for _ in range(repeats)]
+    _one_render(model, cameras, index, render_cfg, background, mlp)
+    runs = [_one_render(model, cameras, index, render_cfg, background, mlp) for _ in range(repeats)]
     stages = sorted({k for r in runs for k in r}, key=stage_sort_key)
     return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
 

@@ -1,5 +1,5 @@
 """Configs of the field: the size of one MLP (`FieldConfig`, `PRESETS`), the coarse + fine model
-(`NerfModelConfig`), and how the MLP is run (`MLPConfig`: precision and training backward).
+(`NerfModelConfig`), and how the MLP is run (`MLPConfig`: precision, training backward, inference path).
 
 The layer layout itself is stated once, in `nerfprune.field.topology.nerf_topology`.
 """
@@ -97,6 +97,11 @@ BACKWARDS = {
     "autograd": "torch autograd through the module's forward, as the original code",
 }
 
+INFERENCES = {
+    "fast": "direction term once per ray, only the encoding columns read, buffers reused (default; nerfprune.field.inference)",
+    "reference": "the network's own forward on per-sample inputs, as the original code (for comparison)",
+}
+
 
 @dataclass
 class MLPConfig:
@@ -104,8 +109,10 @@ class MLPConfig:
 
     precision: str = "fp32"  # "fp32", or "bf16": the matrix products in bfloat16 (fast on CPUs with AMX); weights stay fp32
     backward: str = "handwritten"  # training gradient of a dense fp32 MLP: "handwritten" (direction term once per ray) or "autograd" (as the original code)
+    inference: str = "fast"  # rendering without gradients: "fast" (direction term once per ray, only the encoding columns read, buffers reused) or "reference" (the network's own forward, as the original code)
 
     def validate(self) -> None:
         check_fields(self)
         check_choice("precision", self.precision, PRECISIONS, "MLP precision")
         check_choice("backward", self.backward, BACKWARDS, "MLP backward")
+        check_choice("inference", self.inference, INFERENCES, "MLP inference path")

@@ -67,6 +67,7 @@ class GraphMLP(nn.Module):
         for name, idx in (input_index or {}).items():
             self.register_buffer(f"index_{name}", idx.to(torch.int64))
         self._index_names = tuple(input_index or ())
+        self.inference_plan_cache: dict = {}  # (dtype, device) -> InferencePlan (nerfprune.field.inference)
         self._csr: dict[int, Tensor] = {}
         self._int8: dict[int, nn.Module] = {}
         self.modes: dict[str, str] = {l.name: "dense" for l in topology.layers}
@@ -79,8 +80,20 @@ class GraphMLP(nn.Module):
             for source, _ in layer.inputs:
                 self._last_use[source] = i
 
+    @property
+    def input_index(self) -> dict[str, Tensor]:
+        """Network input name -> int64 indices [F'] of the features of the full input the layers read (from
+        `compact`; inputs not listed are read whole). The inference path encodes only these positional features."""
+        return {name: getattr(self, f"index_{name}") for name in self._index_names}
+
+    def inference_weights(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """layer name -> (weight [out, in], bias [out]), masks baked in (`nerfprune.field.inference`)."""
+        return {layer.name: (getattr(self, f"weight_{i}"), getattr(self, f"bias_{i}"))
+                for i, layer in enumerate(self.topology.layers)}
+
     def set_modes(self, modes: Mapping[str, str]) -> None:
-        """Choose "dense" or "csr" for the named layers (others keep their mode)."""
+        """Choose "dense", "csr" or "int8" for the named layers (others keep their mode)."""
+        self.inference_plan_cache.clear()
         for name, mode in modes.items():
             if mode not in MODES:
                 raise ValueError(f"GraphMLP: mode {mode!r} for layer {name!r}; use one of {MODES}")

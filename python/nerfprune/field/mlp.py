@@ -51,6 +51,18 @@ class NerfMLP(nn.Module):
         module = getattr(self, group)
         return module[int(index)] if index else module
 
+    def inference_weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """layer name -> (weight [out, in], bias [out]) as `forward` would use them now: a mask of
+        `torch.nn.utils.prune` (the "masked" variant) is multiplied in here, once per inference call
+        (`nerfprune.field.inference`)."""
+        weights = {}
+        for name in self.topology.names:
+            linear = self.layer(name)
+            weights[name] = tuple(
+                getattr(linear, f"{kind}_orig") * getattr(linear, f"{kind}_mask")
+                if hasattr(linear, f"{kind}_mask") else getattr(linear, kind) for kind in ("weight", "bias"))
+        return weights
+
     def forward_rays(self, pos_enc: torch.Tensor, dir_enc: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Same values as forward, on S = `samples` points per ray: pos_enc [B*S, P], dir_enc [B, Dd] (one per ray).
 

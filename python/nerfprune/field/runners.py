@@ -1,9 +1,11 @@
 """Chunked runners: evaluate a field network on many points, `chunk` points per call.
 
-Two ways in: `run_network` on per-point inputs (any network: dense, masked,
-compacted), and `run_network_rays` on per-ray direction encodings for networks
-that have `forward_rays` (the dense `NerfMLP`'s hand-written training pass).
-`run_field` picks between them from the `MLPConfig`.
+Three ways in: `run_network` on per-point inputs (any network: dense, masked,
+compacted; the original code's way), `run_network_rays` on per-ray direction
+encodings for networks that have `forward_rays` (the dense `NerfMLP`'s hand-written
+training pass), and `infer_field` for rendering without gradients (the plan of
+`nerfprune.field.inference`: direction term once per ray, only the encoding columns
+the network reads, buffers reused). `run_field` picks for padded samples from the `MLPConfig`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,27 @@ def run_network_rays(
         sig.append(s)
         col.append(c)
     return _joined(sig, col, pos_enc)
+
+
+def infer_field(
+    net: torch.nn.Module, points: torch.Tensor, dir_enc: torch.Tensor, ray_index: torch.Tensor,
+    pos_frequencies: int, encode, chunk: int, mlp: MLPConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw density [n] and colour [n, 3] at points [n, 3] on rays ray_index [n] (dir_enc [B, D] per ray), no gradient.
+
+    `encode` is the positional encoding (`RenderMath.positional_encoding`). mlp.inference "fast" runs the
+    network's `InferencePlan`; "reference" (or a network without one) its own forward on every sample's
+    encoding and gathered direction encoding, as the original code.
+    """
+    from nerfprune.field.inference import plan_for
+
+    plan = None
+    if mlp.inference == "fast":
+        plan = plan_for(net, torch.bfloat16 if mlp.precision == "bf16" else torch.float32)
+    with torch.no_grad():
+        if plan is None:
+            return run_network(net, encode(points, pos_frequencies), dir_enc[ray_index], chunk, mlp.precision)
+        return plan.run(points, dir_enc, ray_index, pos_frequencies, encode, chunk)
 
 
 def run_field(

@@ -1,0 +1,364 @@
+"""The field's inference path: a cost that follows the FLOPs, for dense and pruned networks alike.
+
+Why: rendering one 64x64 view of the built-in scene (2x128, 64 + 64 samples) through a network's own
+forward spent, besides the matrix products, ~40 % of a compacted 95 % structured model's time and ~35 % of the
+dense model's on work that is not the network's arithmetic: gathering the direction encoding for every sample
+(`dir_enc[ray_index]`, [n, 27]), concatenating it to the features ([n, 155]), gathering the encoding columns a
+compacted network reads (`index_select`), and fresh [chunk, width] tensors for every layer of every chunk (at
+65,536 points a 32 MB tensor is mmap'ed and its pages zeroed by the kernel each time). Here:
+
+- the view direction is constant along a ray, so the columns of a layer that read it (the colour layer's
+  W_d of [feature, dir_enc]) are applied once per ray: term [B, out] = dir_enc W_d^T + b, gathered per sample
+  by ray index (the idea of the training pass, `field/training_backward.py`); a layer that reads only per-ray
+  values runs on the B rays;
+- a layer reading several sources (a skip connection) accumulates one product per column block: no concatenation;
+- only the encoding columns the network reads are computed (`positional_encoding(..., columns=)`), for a
+  compacted network those its pruned weights still read (`GraphMLP.input_index`), one chunk at a time;
+- every per-chunk tensor lives in a `Workspace` reused across chunks and calls; the output layers write into
+  the result directly.
+
+`InferencePlan` is a network read as its topology's layers with plain weight blocks; `plan_for` builds it
+for a dense or masked (`torch.nn.utils.prune`) `NerfMLP` (weights read at each call, so it follows training)
+or a compacted `GraphMLP` (dense, CSR or int8 layers; built once and kept). The function is the network's
+forward on per-sample inputs, to float rounding (tests/test_inference.py). Networks without
+`inference_weights` run their own forward (`nerfprune.field.runners.infer_field` decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from nerfprune.field.topology import Topology
+
+PER_SAMPLE_INPUT = "pos"  # the network input encoded at every sample point (the positional encoding)
+PER_RAY_INPUT = "dir"  # the network input constant along a ray (the view direction's encoding)
+ENCODE_CHUNK_COLUMNS = "pos"  # workspace name of the encoded chunk
+
+
+class Encode(Protocol):
+    """`RenderMath.positional_encoding`: x [N, 3] -> [N, F'] (the `columns` asked for), written into `out`."""
+
+    def __call__(self, x: Tensor, n_frequencies: int, *, columns: Tensor | None = None,
+                 out: Tensor | None = None) -> Tensor: ...
+
+
+class Observer(Protocol):
+    """Told the time of each part of an inference call (the profiler's way in, `experiments/profile.py`)."""
+
+    def layer(self, name: str, seconds: float) -> None:
+        """One layer over all chunks of a call (a per-ray part is named "<layer> (per ray)")."""
+
+    def network(self, seconds: float) -> None:
+        """The whole network call, the positional encoding excluded (a mask multiply included)."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        """A named part of the network call outside its layers: "mask multiply" (torch.nn.utils.prune masks)."""
+
+
+_observer: dict[str, Observer | None] = {"current": None}
+
+
+@contextlib.contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Report the times of every inference call made inside the block to `observer`."""
+    previous, _observer["current"] = _observer["current"], observer
+    try:
+        yield
+    finally:
+        _observer["current"] = previous
+
+
+class Workspace:
+    """Per-chunk tensors reused across chunks and calls: a freshly allocated big tensor is paid for again
+    (page faults, zeroing) every time, a reused one is only rewritten.
+
+    A buffer is `[capacity, width + 1]` per (role, width, dtype, device), its last column all ones (the bias
+    column, see `InferencePlan`), and grows when more rows are asked for; `get` hands out its first `rows`
+    rows. Buffers never leave an inference call (its results are tensors of their own), so one workspace per
+    thread serves every network. `allocations` counts the buffers made, so tests can see that chunks reuse them.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, Tensor] = {}
+        self.allocations = 0
+
+    def get(self, role: str, rows: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """[rows, width + 1], the last column 1, the others stale (the caller overwrites them)."""
+        key = (role, width, dtype, device)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < rows:
+            buf = self._buffers[key] = torch.empty((rows, width + 1), dtype=dtype, device=device)
+            buf[:, width] = 1.0
+            self.allocations += 1
+        return buf[:rows]
+
+    def clear(self) -> None:
+        """Drop every buffer (the memory goes back to the allocator)."""
+        self._buffers.clear()
+
+
+_local = threading.local()
+
+
+def workspace() -> Workspace:
+    """This thread's workspace."""
+    if not hasattr(_local, "workspace"):
+        _local.workspace = Workspace()
+    return _local.workspace
+
+
+@dataclass
+class _Block:
+    """The columns of a layer's weight that read one source: a dense block, or an operator (CSR, int8)."""
+
+    source: str  # a network input or an earlier layer
+    weight: Tensor  # [out, width] dense weight block, or [out, width + 1] with the bias as last column
+    op: Callable[[Tensor], Tensor] | None = None  # x [rows, width] -> [rows, out] when not a dense product
+
+
+@dataclass
+class _Step:
+    """One layer of the plan."""
+
+    name: str
+    out_features: int
+    activation: str  # "relu", "sigmoid" or "none"
+    is_output: bool
+    per_ray: bool  # reads per-ray values only: computed once per ray
+    bias: Tensor  # [out]
+    sample_blocks: list[_Block] = field(default_factory=list)  # blocks reading per-sample values
+    ray_blocks: list[_Block] = field(default_factory=list)  # blocks reading per-ray values (summed per ray)
+    bias_folded: bool = False  # the first sample block carries the bias (no per-ray term, a dense product)
+
+
+_ACT_ = {"relu": torch.Tensor.relu_, "sigmoid": torch.Tensor.sigmoid_, "none": lambda x: x}
+_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
+
+
+class InferencePlan:
+    """A network as plain layer steps: per-ray parts once per ray, chunks over reused buffers.
+
+    `weights` maps a layer name to (weight [out, in], bias [out]); `columns` maps a network input to the
+    features of the full input the network reads (missing: all); `modes` maps a layer to "dense", "csr" or
+    "int8" (missing: dense); `dtype` is the arithmetic's (bfloat16 for precision "bf16").
+
+    Layout: every per-sample value of a chunk (the encoding, each hidden layer's output) sits in a workspace
+    buffer [rows, width + 1] whose last column is 1, and the first dense block of each layer carries the bias
+    as an extra column ([W | b]): the bias costs no pass of its own over the [rows, out] output (that pass was
+    up to 45 % of a 63 -> 128 product here, `torch.addmm` broadcasts the bias into the output first).
+    """
+
+    def __init__(self, topology: Topology, weights: Mapping[str, tuple[Tensor, Tensor]],
+                 columns: Mapping[str, Tensor] | None = None, modes: Mapping[str, str] | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        if tuple(name for name, _ in topology.inputs) != (PER_SAMPLE_INPUT, PER_RAY_INPUT):
+            raise ValueError(f"InferencePlan: the network's inputs must be ({PER_SAMPLE_INPUT!r}, {PER_RAY_INPUT!r}) "
+                             f"(nerf_topology), got {[name for name, _ in topology.inputs]}")
+        if len(topology.outputs) != 2:
+            raise ValueError(f"InferencePlan: the network must have two outputs (sigma, rgb), got {topology.outputs}")
+        self.topology = topology
+        self.dtype = dtype
+        self.columns = {name: idx.to(torch.int64) for name, idx in (columns or {}).items()}
+        self.widths = dict(topology.inputs) | {layer.name: layer.out_features for layer in topology.layers}
+        read = {source for layer in topology.layers for source, _ in layer.inputs}
+        self.direct = {l.name for l in topology.layers if l.is_output and l.name not in read}  # written into the result
+        modes = modes or {}
+        per_ray = {PER_RAY_INPUT}
+        self.steps: list[_Step] = []
+        with torch.no_grad():
+            for layer in topology.layers:
+                self.steps.append(self._step(layer, weights[layer.name], modes.get(layer.name, "dense"), per_ray))
+
+    def _step(self, layer, weight_bias: tuple[Tensor, Tensor], mode: str, per_ray: set[str]) -> _Step:
+        w, b = (t.detach().to(self.dtype) for t in weight_bias)
+        step = _Step(layer.name, layer.out_features, layer.activation, layer.is_output, False, b.contiguous())
+        col = 0
+        for source, width in layer.inputs:
+            block = w[:, col:col + width]
+            col += width
+            if width == 0 or layer.out_features == 0:
+                continue  # an input or output compacted away: nothing to compute
+            if source in per_ray:
+                step.ray_blocks.append(_Block(source, block))
+            else:
+                step.sample_blocks.append(_Block(source, block, _operator(block, mode)))
+        step.per_ray = not step.sample_blocks and bool(step.ray_blocks)
+        if step.per_ray:
+            per_ray.add(layer.name)
+        lead = step.sample_blocks[0] if step.sample_blocks else None
+        if not step.ray_blocks and lead is not None and lead.op is None:
+            lead.weight = torch.cat([lead.weight, step.bias[:, None]], dim=1).contiguous()  # [out, width + 1]
+            step.bias_folded = True
+        return step
+
+    @property
+    def pos_columns(self) -> Tensor | None:
+        """Features of the positional encoding the network reads [F'] (None: all of them)."""
+        return self.columns.get(PER_SAMPLE_INPUT)
+
+    @torch.no_grad()
+    def run(self, points: Tensor, dir_enc: Tensor, ray_index: Tensor, pos_frequencies: int, encode: Encode,
+            chunk: int) -> tuple[Tensor, Tensor]:
+        """Raw density [n] and colour [n, 3] (float32) at points [n, 3] on rays ray_index [n] (int64) whose
+        direction encodings are dir_enc [B, D]; the encoding and the layers run `chunk` points at a time."""
+        observer = _observer["current"]
+        clock = _Clock(observer)
+        start_call = time.perf_counter()
+        encoding_s = 0.0
+        n, device = points.shape[0], points.device
+        ws = workspace()
+        ray_values, terms = self._per_ray(dir_enc, clock)
+        sigma = torch.empty((n, 1), dtype=torch.float32, device=device)
+        rgb = torch.empty((n, 3), dtype=torch.float32, device=device)
+        results = dict(zip(self.topology.outputs, (sigma, rgb)))
+        cols, pos_width = self.pos_columns, self.widths[PER_SAMPLE_INPUT]
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            rows, index = stop - start, ray_index[start:stop]
+            t0 = time.perf_counter()
+            enc = ws.get(ENCODE_CHUNK_COLUMNS, rows, pos_width, torch.float32, device)  # [rows, F' + 1]
+            encode(points[start:stop], pos_frequencies, columns=cols, out=enc)  # writes the first F' columns
+            encoding_s += time.perf_counter() - t0
+            if self.dtype != torch.float32:
+                enc = ws.get("pos.lowp", rows, pos_width, self.dtype, device).copy_(enc)
+            values = {PER_SAMPLE_INPUT: enc}  # name -> [rows, width + 1], last column 1
+            for step in self.steps:
+                if step.per_ray and not step.is_output:
+                    continue
+                t0 = clock.start()
+                direct = step.name in self.direct and self.dtype == torch.float32
+                if direct:
+                    out = full = results[step.name][start:stop]  # [rows, out], contiguous
+                else:
+                    full = ws.get(step.name, rows, step.out_features, self.dtype, device)
+                    out = full[:, :step.out_features]
+                if step.per_ray:  # a per-ray output (its per-sample inputs were compacted away)
+                    torch.index_select(ray_values[step.name], 0, index, out=out)
+                else:
+                    self._sample_step(step, values, terms.get(step.name), index, out)
+                    # ReLU over the whole buffer: contiguous (1.4 -> 0.9 ms at [65,536, 20]), and relu(1) keeps the ones
+                    _ACT_[step.activation](full if step.activation == "relu" else out)
+                if step.is_output and not direct:
+                    results[step.name][start:stop].copy_(out)
+                values[step.name] = full
+                clock.stop(step.name, t0)
+        clock.flush()
+        if observer is not None:
+            observer.network(time.perf_counter() - start_call - encoding_s)
+        return sigma[:, 0], rgb
+
+    def _per_ray(self, dir_enc: Tensor, clock: "_Clock") -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Values of the per-ray layers [B, out] and, for mixed layers, their per-ray term b + sum W_d v [B, out]."""
+        if PER_RAY_INPUT in self.columns:
+            dir_enc = dir_enc.index_select(1, self.columns[PER_RAY_INPUT].to(dir_enc.device))
+        values = {PER_RAY_INPUT: dir_enc.to(self.dtype)}
+        terms: dict[str, Tensor] = {}
+        for step in self.steps:
+            if not step.ray_blocks:
+                continue
+            t0 = clock.start()
+            term = step.bias.expand(dir_enc.shape[0], -1)
+            for block in step.ray_blocks:
+                term = torch.addmm(term, values[block.source], block.weight.t())  # [B, out]
+            if step.per_ray:
+                values[step.name] = _ACT[step.activation](term)
+            else:
+                terms[step.name] = term
+            clock.stop(f"{step.name} (per ray)", t0)
+        return values, terms
+
+    def _sample_step(self, step: _Step, values: dict[str, Tensor], term: Tensor | None, index: Tensor,
+                     out: Tensor) -> None:
+        """out [rows, out] = term[index] + the per-sample blocks' products (+ bias), before the activation."""
+        fresh = True  # nothing in `out` yet
+        if term is not None:
+            torch.index_select(term, 0, index, out=out)
+            fresh = False
+        for k, block in enumerate(step.sample_blocks):
+            full = values[block.source]  # [rows, width + 1], last column 1
+            if k == 0 and step.bias_folded:
+                torch.mm(full, block.weight.t(), out=out)  # [x | 1] [W | b]^T
+            else:
+                x = full[:, :self.widths[block.source]]
+                if block.op is not None:
+                    y = block.op(x)
+                    if fresh:
+                        torch.add(y, step.bias, out=out)
+                    else:
+                        out.add_(y)
+                elif fresh:
+                    torch.addmm(step.bias, x, block.weight.t(), out=out)
+                else:
+                    out.addmm_(x, block.weight.t())
+            fresh = False
+        if fresh:  # no input left: a constant layer
+            out.copy_(step.bias.expand_as(out))
+
+
+def _operator(block: Tensor, mode: str) -> Callable[[Tensor], Tensor] | None:
+    """x -> x block^T for a CSR or int8 layer (None: a dense product, done in place by the plan)."""
+    if mode == "dense":
+        return None
+    if mode == "csr":
+        from nerfprune.pruning.masks import masked_csr
+
+        csr = masked_csr(block.float(), block != 0).to(block.device)
+        return lambda x: torch.sparse.mm(csr, x.float().t()).t()
+    if mode == "int8":
+        from nerfprune.field.graph import int8_linear
+
+        linear = int8_linear(block.float(), torch.zeros(block.shape[0], device=block.device))
+        return lambda x: linear(x.float())
+    raise ValueError(f"InferencePlan: unknown layer mode {mode!r}; use dense, csr or int8")
+
+
+class _Clock:
+    """Per-layer seconds of one call, summed over its chunks and reported once (nothing when unobserved)."""
+
+    def __init__(self, observer: Observer | None) -> None:
+        self.observer = observer
+        self.seconds: dict[str, float] = {}
+
+    def start(self) -> float:
+        return time.perf_counter() if self.observer is not None else 0.0
+
+    def stop(self, name: str, t0: float) -> None:
+        if self.observer is not None:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def flush(self) -> None:
+        for name, seconds in self.seconds.items():
+            self.observer.layer(name, seconds)
+
+
+def plan_for(net: torch.nn.Module, dtype: torch.dtype = torch.float32) -> InferencePlan | None:
+    """The plan of `net` (None for a network without `inference_weights`: it runs its own forward).
+
+    A network with `inference_plan_cache` (the compacted `GraphMLP`, whose weights never change) keeps its plan;
+    others (`NerfMLP`, which trains) are read afresh at every call.
+    """
+    if not hasattr(net, "inference_weights"):
+        return None
+    cache = getattr(net, "inference_plan_cache", None)
+    key = (dtype, next(iter(net.buffers()), torch.empty(0)).device)  # a cached plan follows `net.to(device)`
+    if cache is not None and key in cache:
+        return cache[key]
+    start = time.perf_counter()
+    weights = net.inference_weights()
+    observer = _observer["current"]
+    if observer is not None and any(name.endswith("weight_mask") for name, _ in net.named_buffers()):
+        seconds = time.perf_counter() - start  # torch.nn.utils.prune: the masks were multiplied in just now
+        observer.stage("mask multiply", seconds)
+        observer.network(seconds)
+    plan = InferencePlan(net.topology, weights, getattr(net, "input_index", None), getattr(net, "modes", None), dtype)
+    if cache is not None:
+        cache[key] = plan
+    return plan
