@@ -58,6 +58,11 @@ class RenderMath(Protocol):
         """x [N, D] -> [N, D (1 + 2 n_frequencies)] (the original NeRF's gamma); with `columns` [F'] only those
         features, in that order ([N, F']); written into `out` when given."""
 
+    def positional_encoding_at(self, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor,
+                               ray_index: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
+                               out: torch.Tensor | None = None) -> torch.Tensor:
+        """`positional_encoding` of the sample points origins[r] + t dirs[r] (rays [B, 3], t [N], ray index [N])."""
+
 
 class TorchMath:
     """The torch references: slow, obviously correct, differentiable everywhere, any device."""
@@ -71,6 +76,7 @@ class TorchMath:
     composite = staticmethod(reference.composite)
     composite_packed = staticmethod(reference_grid.composite_packed)
     positional_encoding = staticmethod(reference.positional_encoding)
+    positional_encoding_at = staticmethod(reference.positional_encoding_at)
 
 
 def _kernel(module: str, function: str):
@@ -95,6 +101,7 @@ class TaichiMath:
     composite = _kernel("compositing", "composite")
     composite_packed = _kernel("packed", "composite")
     _encode = _kernel("encoding", "positional_encoding")
+    _encode_at = _kernel("encoding", "positional_encoding_at")
 
     def positional_encoding(self, x: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
                             out: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,6 +109,14 @@ class TaichiMath:
         if x.requires_grad:
             return reference.positional_encoding(x, n_frequencies, columns=columns, out=out)
         return self._encode(x, n_frequencies, columns=columns, out=out)
+
+    def positional_encoding_at(self, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor,
+                               ray_index: torch.Tensor, n_frequencies: int, *, columns: torch.Tensor | None = None,
+                               out: torch.Tensor | None = None) -> torch.Tensor:
+        """As `positional_encoding`: inputs that need a gradient take the reference."""
+        if origins.requires_grad or dirs.requires_grad or t.requires_grad:
+            return reference.positional_encoding_at(origins, dirs, t, ray_index, n_frequencies, columns=columns, out=out)
+        return self._encode_at(origins, dirs, t, ray_index, n_frequencies, columns=columns, out=out)
 
 
 TAICHI = TaichiMath()

@@ -26,15 +26,21 @@ from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 
 @ti.kernel
-def _encode_kernel(x: ti.types.ndarray(), where: ti.types.ndarray(), out: ti.types.ndarray(), dims: ti.template(),
+def _encode_kernel(x: ti.types.ndarray(), dirs: ti.types.ndarray(), t: ti.types.ndarray(), ray: ti.types.ndarray(),
+                   where: ti.types.ndarray(), out: ti.types.ndarray(), at_samples: ti.template(), dims: ti.template(),
                    n_freq: ti.template(), serial: ti.template()):
+    # Points x [N, D], or (at_samples) the sample points x[ray[i]] + t[i] dirs[ray[i]] of rays x, dirs [B, D].
     # where[f]: output column of feature f of the full encoding, or -1 when it is not asked for.
     # dims and n_freq are compile-time constants (a network has two encodings, so two compilations): the
     # unrolled loops ran 2x faster than loops over runtime bounds (131,072 points x 63 features: 14 vs 30 ms).
     ti.loop_config(serialize=serial)
-    for i in range(x.shape[0]):
+    for i in range(out.shape[0]):
         for d in ti.static(range(dims)):
-            v = x[i, d]
+            v = 0.0
+            if ti.static(at_samples):
+                v = x[ray[i], d] + t[i] * dirs[ray[i], d]
+            else:
+                v = x[i, d]
             if where[d] >= 0:
                 out[i, where[d]] = v
             # sin/cos once, then the double-angle recurrence for each next octave:
@@ -83,15 +89,39 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int, *, columns: torch.T
     next layer's bias, `nerfprune.field.inference`), else into a pooled buffer (see `_buffers`). Returns the
     features ([N, F], a view of `out`).
     """
+    _check(x, "x", n_frequencies)
+    x = x.detach().to(torch.float32).contiguous()
+    unused = x.new_zeros(1)
+    return _encode(x, x, unused, unused.to(torch.int64), False, x.shape[0], n_frequencies, columns, out)
+
+
+def positional_encoding_at(origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor, ray_index: torch.Tensor,
+                           n_frequencies: int, *, columns: torch.Tensor | None = None,
+                           out: torch.Tensor | None = None) -> torch.Tensor:
+    """The encoding of the sample points origins[r] + t dirs[r] (rays [B, D], t [N], ray index r [N] int64),
+    computed on the fly: the same features as `positional_encoding` of those points, without gathering the
+    rays and writing the [N, D] points first. `columns` and `out` as there."""
+    _check(origins, "origins", n_frequencies)
+    if dirs.shape != origins.shape or t.dim() != 1 or ray_index.shape != t.shape:
+        raise ValueError(f"positional_encoding_at: need origins and dirs [B, D] and t, ray_index [N], got "
+                         f"{list(origins.shape)}, {list(dirs.shape)}, {list(t.shape)}, {list(ray_index.shape)}")
+    f32 = [a.detach().to(torch.float32).contiguous() for a in (origins, dirs, t)]
+    return _encode(*f32, ray_index.detach().to(torch.int64).contiguous(), True, t.shape[0], n_frequencies, columns,
+                   out)
+
+
+def _check(x: torch.Tensor, name: str, n_frequencies: int) -> None:
     if x.dim() != 2:
-        raise ValueError(f"positional_encoding: x must be [N, D], got {list(x.shape)}")
+        raise ValueError(f"positional_encoding: {name} must be [N, D], got {list(x.shape)}")
     if x.requires_grad:
         raise ValueError("positional_encoding: the Taichi kernel has no backward; use taichi_kernels.reference.positional_encoding for inputs that need gradients")
     if n_frequencies < 0:
         raise ValueError(f"positional_encoding: n_frequencies must be >= 0, got {n_frequencies}")
+
+
+def _encode(x, dirs, t, ray, at_samples: bool, n: int, n_frequencies: int, columns, out) -> torch.Tensor:
     ensure_initialized()
-    x = x.detach().to(torch.float32).contiguous()
-    n, dims = x.shape
+    dims = x.shape[1]
     where, octaves = _where(dims, n_frequencies, columns, x.device)
     shape = (n, dims * (1 + 2 * n_frequencies) if columns is None else columns.numel())
     if out is None:
@@ -101,5 +131,5 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int, *, columns: torch.T
         raise ValueError(f"positional_encoding: out must be a contiguous float32 tensor of {n} rows and at least "
                          f"{shape[1]} columns on {x.device}, got {out.dtype} {list(out.shape)} on {out.device}")
     if n and shape[1]:
-        launch(_encode_kernel, x, where, out, dims, octaves, serial_launch(x.numel()))
+        launch(_encode_kernel, x, dirs, t, ray, where, out, at_samples, dims, octaves, serial_launch(n * dims))
     return out[:, :shape[1]]

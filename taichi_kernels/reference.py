@@ -51,6 +51,14 @@ def positional_encoding(x: torch.Tensor, n_frequencies: int, *, columns: torch.T
     return enc if out is None else out[:, :enc.shape[1]].copy_(enc)
 
 
+def positional_encoding_at(origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor, ray_index: torch.Tensor,
+                           n_frequencies: int, *, columns: torch.Tensor | None = None,
+                           out: torch.Tensor | None = None) -> torch.Tensor:
+    """`positional_encoding` of the sample points origins[r] + t dirs[r] (rays [B, D], t [N], ray index r [N])."""
+    points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [N, D]
+    return positional_encoding(points, n_frequencies, columns=columns, out=out)
+
+
 # --------------------------------------------------------------------------- rays
 
 

@@ -19,7 +19,7 @@ def test_every_backend_implements_the_interface(name):
     math = render_math(name)
     assert isinstance(math, RenderMath) and math.name == name
     assert set(_protocol_methods()) == {"generate_rays", "view_rays", "stratified", "importance", "composite",
-                                        "composite_packed", "positional_encoding"}
+                                        "composite_packed", "positional_encoding", "positional_encoding_at"}
     for method in _protocol_methods():
         assert callable(getattr(math, method)), method
 

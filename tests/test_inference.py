@@ -80,14 +80,17 @@ def model_of(net: NerfMLP, cfg: FieldConfig) -> NerfModel:
 
 
 def samples(cfg: FieldConfig, rays: int, per_ray: list[int], seed: int):
-    """Points [n, 3] on `rays` rays (ray r has per_ray[r % len] samples, ray order shuffled), dir_enc [B, D]."""
+    """Rays (origins, dirs [B, 3]), depths t [n] and the ray index [n] of their samples (ray r has
+    per_ray[r % len] samples, in shuffled order), the direction encodings [B, D] and the points [n, 3]."""
     g = torch.Generator().manual_seed(seed)
     counts = torch.tensor([per_ray[r % len(per_ray)] for r in range(rays)])
     ray_index = torch.repeat_interleave(torch.arange(rays), counts)
     ray_index = ray_index[torch.randperm(ray_index.numel(), generator=g)]  # any order: the plan gathers by index
-    points = torch.rand(ray_index.numel(), 3, generator=g) * 4 - 2
+    origins = torch.rand(rays, 3, generator=g) * 2 - 1
     dirs = torch.nn.functional.normalize(torch.randn(rays, 3, generator=g), dim=-1)
-    return points, reference.positional_encoding(dirs, cfg.dir_frequencies), ray_index
+    t = torch.rand(ray_index.numel(), generator=g) * 3
+    points = origins[ray_index] + t[:, None] * dirs[ray_index]
+    return (origins, dirs, t, ray_index), reference.positional_encoding(dirs, cfg.dir_frequencies), points
 
 
 def assert_close(got, expect, tol=TOL):
@@ -118,13 +121,15 @@ def test_every_variant_computes_the_masked_dense_function(cfg, variant, density,
         model = build_variant(model, masks, "compacted" if variant == "csr" else variant)
     if variant == "csr":
         model.coarse.set_modes({l.name: "csr" for l in model.coarse.topology.layers})
-    points, dir_enc, ray_index = samples(cfg, rays, per_ray, seed)
-    expect = masked_reference(net, masks, points, dir_enc, ray_index, cfg)
-    got = infer_field(model.coarse, points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding,
-                      chunk, MLPConfig())
+    rays_t, dir_enc, points = samples(cfg, rays, per_ray, seed)
+    expect = masked_reference(net, masks, points, dir_enc, rays_t[3], cfg)
+    got = infer_field(model.coarse, *rays_t, dir_enc, cfg.pos_frequencies, TORCH, chunk, MLPConfig())
     assert_close(got, expect)
-    slow = infer_field(model.coarse, points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding,
-                       chunk, MLPConfig(inference="reference"))
+    if variant == "csr":  # every layer sparse, even where the plan measured the dense product faster
+        graph = model.coarse
+        plan = InferencePlan(graph.topology, graph.inference_weights(), graph.input_index, graph.modes, measure_csr=False)
+        assert_close(plan.run(*rays_t, dir_enc, cfg.pos_frequencies, TORCH.positional_encoding_at, chunk), expect)
+    slow = infer_field(model.coarse, *rays_t, dir_enc, cfg.pos_frequencies, TORCH, chunk, MLPConfig(inference="reference"))
     assert_close(slow, expect)
 
 
@@ -150,12 +155,13 @@ def test_compaction_records_exactly_the_encoding_columns_with_a_live_weight(cfg,
     assert torch.equal(plan_for(graph).pos_columns, result.input_index["pos"])  # what the inference path encodes
     asked = []
 
-    def spy(x, n_frequencies, *, columns=None, out=None):
-        asked.append(None if columns is None else columns.tolist())
-        return TORCH.positional_encoding(x, n_frequencies, columns=columns, out=out)
+    class Spy:
+        def positional_encoding_at(self, *args, columns=None, out=None):
+            asked.append(None if columns is None else columns.tolist())
+            return TORCH.positional_encoding_at(*args, columns=columns, out=out)
 
-    points, dir_enc, ray_index = samples(cfg, 3, [4], seed)
-    infer_field(graph, points, dir_enc, ray_index, cfg.pos_frequencies, spy, 5, MLPConfig())
+    rays_t, dir_enc, _ = samples(cfg, 3, [4], seed)
+    infer_field(graph, *rays_t, dir_enc, cfg.pos_frequencies, Spy(), 5, MLPConfig())
     assert asked and all(a == result.input_index["pos"].tolist() for a in asked)
 
 
@@ -171,6 +177,13 @@ def test_encoding_of_some_columns_equals_those_columns_of_the_full_encoding(dims
     got = TAICHI.positional_encoding(x, levels, columns=columns, out=out)
     assert torch.equal(got, full[:, columns]) and torch.equal(out[:, -1], torch.full((17,), 7.0))
     assert torch.equal(TORCH.positional_encoding(x, levels, columns=columns), reference.positional_encoding(x, levels)[:, columns])
+    # at samples: the points o_r + t d_r made inside the kernel, the same features as encoding the points
+    g = torch.Generator().manual_seed(seed + 1)
+    origins, dirs = torch.randn(4, dims, generator=g), torch.randn(4, dims, generator=g)
+    t, ray = torch.rand(17, generator=g) * 3, torch.randint(0, 4, (17,), generator=g)
+    at = TAICHI.positional_encoding_at(origins, dirs, t, ray, levels, columns=columns).clone()
+    exact = reference.positional_encoding((origins[ray] + t[:, None] * dirs[ray]).double(), levels)[:, columns]
+    np.testing.assert_allclose(at.numpy(), exact.numpy(), atol=5e-4, rtol=0)  # float32 sin/cos of 2^5 x
     octaves = max(((int(c) // dims - 1) // 2 + 1 for c in columns if c >= dims), default=0)
     assert _where(dims, levels, columns, x.device)[1] == octaves  # octaves above the highest one read are skipped
 
@@ -188,19 +201,20 @@ def test_bad_encoding_columns_are_named():
 def test_chunks_and_calls_reuse_the_same_buffers():
     cfg = FieldConfig(depth=3, width=16, skips=(0,), pos_frequencies=4, dir_frequencies=2)
     net = dense_net(cfg, 0)
-    points, dir_enc, ray_index = samples(cfg, 20, [9], 0)  # 180 points: 6 chunks of 32
+    (origins, dirs, t, ray_index), dir_enc, _ = samples(cfg, 20, [9], 0)  # 180 points: 6 chunks of 32
     ws = workspace()
     ws.clear()
     plan = plan_for(net)
     before = ws.allocations
-    plan.run(points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding, 32)
+    plan.run(origins, dirs, t, ray_index, dir_enc, cfg.pos_frequencies, TORCH.positional_encoding_at, 32)
     made = ws.allocations - before
     # one buffer for all 6 chunks of: the encoding, two of width 16 taking turns for pts.0-2 and feature (a value
     # no later layer reads gives its buffer up), one of width 8 for views.0
     assert made == 1 + 2 + 1
     assert [s.slot for s in plan.steps] == ["value.0", "value.1", "value.0", "", "value.1", "value.2", ""]
     pointers = {key: buf.data_ptr() for key, buf in ws._buffers.items()}
-    plan_for(net).run(points[:100], dir_enc, ray_index[:100], cfg.pos_frequencies, TORCH.positional_encoding, 32)
+    plan_for(net).run(origins, dirs, t[:100], ray_index[:100], dir_enc, cfg.pos_frequencies,
+                      TORCH.positional_encoding_at, 32)
     assert ws.allocations - before == made  # a second call, fewer rows: the same buffers again
     assert {key: buf.data_ptr() for key, buf in ws._buffers.items()} == pointers
 
@@ -225,17 +239,16 @@ def test_a_colour_branch_compacted_to_nothing_still_gives_per_sample_colours():
     model = build_variant(model_of(net, cfg), masks, "compacted")
     plan = plan_for(model.coarse)
     assert [s.name for s in plan.steps if s.per_ray] == ["views.0", "rgb"]
-    points, dir_enc, ray_index = samples(cfg, 5, [3, 1], 2)
-    got = infer_field(model.coarse, points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding, 4,
-                      MLPConfig())
-    assert_close(got, masked_reference(net, masks, points, dir_enc, ray_index, cfg))
+    rays_t, dir_enc, points = samples(cfg, 5, [3, 1], 2)
+    got = infer_field(model.coarse, *rays_t, dir_enc, cfg.pos_frequencies, TORCH, 4, MLPConfig())
+    assert_close(got, masked_reference(net, masks, points, dir_enc, rays_t[3], cfg))
 
 
 def test_bf16_inference_is_close_to_fp32():
     cfg = FieldConfig(depth=2, width=32, skips=(), pos_frequencies=4, dir_frequencies=2)
     net = dense_net(cfg, 3)
-    points, dir_enc, ray_index = samples(cfg, 16, [20], 3)
-    args = (net, points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding, 64)
+    rays_t, dir_enc, _ = samples(cfg, 16, [20], 3)
+    args = (net, *rays_t, dir_enc, cfg.pos_frequencies, TORCH, 64)
     sig32, rgb32 = infer_field(*args, MLPConfig())
     sig16, rgb16 = infer_field(*args, MLPConfig(precision="bf16"))
     assert sig16.dtype == rgb16.dtype == torch.float32
@@ -248,9 +261,9 @@ def test_int8_inference_stays_close_to_the_float_network():
     cfg = FieldConfig(depth=2, width=32, skips=(), pos_frequencies=4, dir_frequencies=2)
     net = dense_net(cfg, 4)
     model = build_variant(model_of(net, cfg), {}, "int8")
-    points, dir_enc, ray_index = samples(cfg, 16, [20], 4)
-    expect = masked_reference(net, {}, points, dir_enc, ray_index, cfg)
-    args = (model.coarse, points, dir_enc, ray_index, cfg.pos_frequencies, TORCH.positional_encoding, 64)
+    rays_t, dir_enc, points = samples(cfg, 16, [20], 4)
+    expect = masked_reference(net, {}, points, dir_enc, rays_t[3], cfg)
+    args = (model.coarse, *rays_t, dir_enc, cfg.pos_frequencies, TORCH, 64)
     fast, slow = infer_field(*args, MLPConfig()), infer_field(*args, MLPConfig(inference="reference"))
     for f, s, e in zip(fast, slow, expect):  # int8 rounds (the plan quantises each column block on its own)
         assert 0 < (f.double() - e).abs().max() <= 2 * (s.double() - e).abs().max() + 1e-3

@@ -29,12 +29,12 @@ def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Te
              ray_index: torch.Tensor, dir_enc: torch.Tensor, chunk: int, math: RenderMath, mlp: MLPConfig,
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Density sigma [n] (ReLU applied) and colour rgb [n, 3] of network `which` at n samples (t [n] on rays ray_index [n])."""
-    points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
     net = model.network(which)
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
-        sigma_raw, rgb = infer_field(net, points, dir_enc, ray_index, model.field_cfg.pos_frequencies,
-                                     math.positional_encoding, chunk, mlp)
+        sigma_raw, rgb = infer_field(net, origins, dirs, t, ray_index, dir_enc, model.field_cfg.pos_frequencies, math,
+                                     chunk, mlp)
         return torch.relu(sigma_raw), rgb
+    points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
     pos_enc = math.positional_encoding(points, model.field_cfg.pos_frequencies)  # [n, P]
     if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
             and torch.is_grad_enabled()):  # training: the hand-written gradient, direction term once per ray

@@ -73,12 +73,12 @@ def field_at_samples(
     Returns density sigma [B, S] (ReLU applied) and colour rgb [B, S, 3].
     """
     b, s = t.shape
-    points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
         ray_index = torch.arange(b, device=t.device).repeat_interleave(s)  # [B*S]
-        sigma_raw, rgb = infer_field(model.network(which), points.reshape(-1, 3), dir_enc, ray_index,
-                                     model.field_cfg.pos_frequencies, math.positional_encoding, cfg.chunk, mlp)
+        sigma_raw, rgb = infer_field(model.network(which), origins, dirs, t.reshape(-1), ray_index, dir_enc,
+                                     model.field_cfg.pos_frequencies, math, cfg.chunk, mlp)
         return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)
+    points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
     pos_enc = math.positional_encoding(points.reshape(-1, 3), model.field_cfg.pos_frequencies)  # [B*S, P]
     sigma_raw, rgb = run_field(model.network(which), pos_enc, dir_enc, s, cfg.chunk, mlp)
     return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)

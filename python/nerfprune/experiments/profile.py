@@ -42,7 +42,7 @@ MATH_STAGES = {  # every method of RenderMath -> the stage it is counted in
     "generate_rays": "ray generation", "view_rays": "ray generation",
     "stratified": "sampling (stratified)", "importance": "sampling (importance)", "composite": "compositing",
     "composite_packed": "compositing",
-    "positional_encoding": "positional encoding",
+    "positional_encoding": "positional encoding", "positional_encoding_at": "positional encoding",
 }
 STAGE_ORDER = ("ray generation", "sampling (stratified)", "sampling (importance)", "positional encoding",
                "mask multiply")  # then the layers, "mlp glue", "compositing", "other"

@@ -12,8 +12,9 @@ compacted network reads (`index_select`), and fresh [chunk, width] tensors for e
   by ray index (the idea of the training pass, `field/training_backward.py`); a layer that reads only per-ray
   values runs on the B rays;
 - a layer reading several sources (a skip connection) accumulates one product per column block: no concatenation;
-- only the encoding columns the network reads are computed (`positional_encoding(..., columns=)`), for a
-  compacted network those its pruned weights still read (`GraphMLP.input_index`), one chunk at a time;
+- only the encoding columns the network reads are computed (`positional_encoding_at(..., columns=)`), for a
+  compacted network those its pruned weights still read (`GraphMLP.input_index`), one chunk at a time, and
+  straight from the rays and depths (the sample points are never gathered and written);
 - every per-chunk tensor lives in a `Workspace` reused across chunks and calls; the output layers write into
   the result directly.
 
@@ -49,11 +50,12 @@ PER_RAY_INPUT = "dir"  # the network input constant along a ray (the view direct
 ENCODE_CHUNK_COLUMNS = "pos"  # workspace name of the encoded chunk
 
 
-class Encode(Protocol):
-    """`RenderMath.positional_encoding`: x [N, 3] -> [N, F'] (the `columns` asked for), written into `out`."""
+class EncodeAt(Protocol):
+    """`RenderMath.positional_encoding_at`: the encoding of the points origins[r] + t dirs[r] ([N, F'], the
+    `columns` asked for), written into the first columns of `out`."""
 
-    def __call__(self, x: Tensor, n_frequencies: int, *, columns: Tensor | None = None,
-                 out: Tensor | None = None) -> Tensor: ...
+    def __call__(self, origins: Tensor, dirs: Tensor, t: Tensor, ray_index: Tensor, n_frequencies: int, *,
+                 columns: Tensor | None = None, out: Tensor | None = None) -> Tensor: ...
 
 
 class Observer(Protocol):
@@ -155,7 +157,10 @@ class InferencePlan:
 
     `weights` maps a layer name to (weight [out, in], bias [out]); `columns` maps a network input to the
     features of the full input the network reads (missing: all); `modes` maps a layer to "dense", "csr" or
-    "int8" (missing: dense); `dtype` is the arithmetic's (bfloat16 for precision "bf16").
+    "int8" (missing: dense); `dtype` is the arithmetic's (bfloat16 for precision "bf16"). A "csr" layer keeps
+    its sparse product only where it beats the dense one on this path (`measure_csr`; the modes were chosen
+    by `tune_modes` for `GraphMLP`'s own layout, which the per-chunk row-major buffers here do not share:
+    a CSR product needs its input transposed).
 
     Layout: every per-sample value of a chunk (the encoding, each hidden layer's output) sits in a workspace
     buffer [rows, width + 1] whose last column is 1, and the first dense block of each layer carries the bias
@@ -165,7 +170,7 @@ class InferencePlan:
 
     def __init__(self, topology: Topology, weights: Mapping[str, tuple[Tensor, Tensor]],
                  columns: Mapping[str, Tensor] | None = None, modes: Mapping[str, str] | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, measure_csr: bool = True) -> None:
         if tuple(name for name, _ in topology.inputs) != (PER_SAMPLE_INPUT, PER_RAY_INPUT):
             raise ValueError(f"InferencePlan: the network's inputs must be ({PER_SAMPLE_INPUT!r}, {PER_RAY_INPUT!r}) "
                              f"(nerf_topology), got {[name for name, _ in topology.inputs]}")
@@ -173,6 +178,7 @@ class InferencePlan:
             raise ValueError(f"InferencePlan: the network must have two outputs (sigma, rgb), got {topology.outputs}")
         self.topology = topology
         self.dtype = dtype
+        self.measure_csr = measure_csr
         self.columns = {name: idx.to(torch.int64) for name, idx in (columns or {}).items()}
         self.widths = dict(topology.inputs) | {layer.name: layer.out_features for layer in topology.layers}
         read = {source for layer in topology.layers for source, _ in layer.inputs}
@@ -219,7 +225,10 @@ class InferencePlan:
             if source in per_ray:
                 step.ray_blocks.append(_Block(source, block))
             else:
-                step.sample_blocks.append(_Block(source, block, _operator(block, mode)))
+                op = _operator(block, mode)
+                if op is not None and mode == "csr" and self.measure_csr and not _csr_wins(block, op):
+                    op = None  # on this path (row-major chunks) the dense product of this block is faster
+                step.sample_blocks.append(_Block(source, block, op))
         step.per_ray = not step.sample_blocks and bool(step.ray_blocks)
         if step.per_ray:
             per_ray.add(layer.name)
@@ -235,15 +244,16 @@ class InferencePlan:
         return self.columns.get(PER_SAMPLE_INPUT)
 
     @torch.no_grad()
-    def run(self, points: Tensor, dir_enc: Tensor, ray_index: Tensor, pos_frequencies: int, encode: Encode,
-            chunk: int) -> tuple[Tensor, Tensor]:
-        """Raw density [n] and colour [n, 3] (float32) at points [n, 3] on rays ray_index [n] (int64) whose
-        direction encodings are dir_enc [B, D]; the encoding and the layers run `chunk` points at a time."""
+    def run(self, origins: Tensor, dirs: Tensor, t: Tensor, ray_index: Tensor, dir_enc: Tensor, pos_frequencies: int,
+            encode_at: EncodeAt, chunk: int) -> tuple[Tensor, Tensor]:
+        """Raw density [n] and colour [n, 3] (float32) at the n sample points origins[r] + t dirs[r] of rays
+        r = ray_index [n] (int64; rays origins, dirs [B, 3], direction encodings dir_enc [B, D]); the encoding
+        and the layers run `chunk` points at a time."""
         observer = _observer["current"]
         clock = _Clock(observer)
         start_call = time.perf_counter()
         encoding_s = 0.0
-        n, device = points.shape[0], points.device
+        n, device = t.shape[0], t.device
         ws = workspace()
         ray_values, terms = self._per_ray(dir_enc, clock)
         sigma = torch.empty((n, 1), dtype=torch.float32, device=device)
@@ -255,7 +265,7 @@ class InferencePlan:
             rows, index = stop - start, ray_index[start:stop]
             t0 = time.perf_counter()
             enc = ws.get(ENCODE_CHUNK_COLUMNS, rows, pos_width, torch.float32, device)  # [rows, F' + 1]
-            encode(points[start:stop], pos_frequencies, columns=cols, out=enc)  # writes the first F' columns
+            encode_at(origins, dirs, t[start:stop], index, pos_frequencies, columns=cols, out=enc)  # first F' columns
             encoding_s += time.perf_counter() - t0
             if self.dtype != torch.float32:
                 enc = ws.get("pos.lowp", rows, pos_width, self.dtype, device).copy_(enc)
@@ -348,6 +358,24 @@ def _operator(block: Tensor, mode: str) -> Callable[[Tensor], Tensor] | None:
         linear = int8_linear(block.float(), torch.zeros(block.shape[0], device=block.device))
         return lambda x: linear(x.float())
     raise ValueError(f"InferencePlan: unknown layer mode {mode!r}; use dense, csr or int8")
+
+
+def _csr_wins(block: Tensor, op: Callable[[Tensor], Tensor], rows: int = 4096, repeats: int = 3) -> bool:
+    """Whether `op` (a CSR product) beats the dense product of `block` [out, width] on a [rows, width] chunk
+    laid out as the plan's (a view of a [rows, width + 1] buffer); medians of `repeats` after a warm-up."""
+    x = torch.randn(rows, block.shape[1] + 1, device=block.device, dtype=block.dtype)[:, :block.shape[1]]
+    out = torch.empty(rows, block.shape[0], device=block.device, dtype=block.dtype)
+    timings = []
+    for run in (lambda: out.copy_(op(x)), lambda: torch.mm(x, block.t(), out=out)):
+        samples = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            run()
+            if block.device.type == "cuda":
+                torch.cuda.synchronize()
+            samples.append(time.perf_counter() - start)
+        timings.append(sorted(samples[1:])[repeats // 2])
+    return timings[0] < timings[1]
 
 
 class _Clock:

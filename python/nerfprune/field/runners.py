@@ -48,14 +48,15 @@ def run_network_rays(
 
 
 def infer_field(
-    net: torch.nn.Module, points: torch.Tensor, dir_enc: torch.Tensor, ray_index: torch.Tensor,
-    pos_frequencies: int, encode, chunk: int, mlp: MLPConfig,
+    net: torch.nn.Module, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor, ray_index: torch.Tensor,
+    dir_enc: torch.Tensor, pos_frequencies: int, math, chunk: int, mlp: MLPConfig,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw density [n] and colour [n, 3] at points [n, 3] on rays ray_index [n] (dir_enc [B, D] per ray), no gradient.
+    """Raw density [n] and colour [n, 3] at the sample points origins[r] + t dirs[r], r = ray_index [n], of rays
+    origins, dirs [B, 3] with direction encodings dir_enc [B, D]; no gradient.
 
-    `encode` is the positional encoding (`RenderMath.positional_encoding`). mlp.inference "fast" runs the
-    network's `InferencePlan`; "reference" (or a network without one) its own forward on every sample's
-    encoding and gathered direction encoding, as the original code.
+    `math` is the `RenderMath` (its positional encoding). mlp.inference "fast" runs the network's
+    `InferencePlan`; "reference" (or a network without one) its own forward on every sample's full encoding and
+    gathered direction encoding, as the original code.
     """
     from nerfprune.field.inference import plan_for
 
@@ -64,8 +65,10 @@ def infer_field(
         plan = plan_for(net, torch.bfloat16 if mlp.precision == "bf16" else torch.float32)
     with torch.no_grad():
         if plan is None:
-            return run_network(net, encode(points, pos_frequencies), dir_enc[ray_index], chunk, mlp.precision)
-        return plan.run(points, dir_enc, ray_index, pos_frequencies, encode, chunk)
+            points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
+            pos_enc = math.positional_encoding(points, pos_frequencies)  # [n, P]
+            return run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
+        return plan.run(origins, dirs, t, ray_index, dir_enc, pos_frequencies, math.positional_encoding_at, chunk)
 
 
 def run_field(
