@@ -6,7 +6,8 @@ Uses the dead-neuron analysis of the Rust core (`_native.dead_neurons`):
   the layers that read it (in topological order, so constants of constants fold too);
 - a hidden neuron that no live weight reads (**dead-out**) is removed;
 - network-input features that no live weight reads are dropped, and the kept
-  ones are gathered by index at the start of the forward pass;
+  ones are recorded (`input_index`): the network's forward gathers them, the
+  inference path (`nerfprune.field.inference`) encodes only those positional features;
 - this repeats to a fixed point through skip connections and both heads.
 Output neurons are never removed. The result equals the masked dense network up
 to float32 rounding (tests check 1e-5); the folding itself is done in float64.

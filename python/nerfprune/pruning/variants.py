@@ -6,15 +6,18 @@
 - "baked": masks multiplied into the weights once; a plain dense network. No
   overhead, but no saving either: zeros cost as much as any other number.
 - "compacted": dead neurons removed and constant ones folded into the next
-  layer (`prune.compact`): smaller dense matrices. Pays off when whole neurons
-  die, i.e. after structured pruning.
+  layer (`prune.compact`): smaller dense matrices, and positional-encoding
+  features that no live weight reads are never computed. Pays off when whole
+  neurons die, i.e. after structured pruning.
 - "sparse": compacted, then per layer the faster of dense and CSR products,
   chosen by measurement on this machine (`prune.graph.tune_modes`).
 - "int8": compacted, then dynamic int8 quantisation of every layer
   (`torch.ao.quantization.quantize_dynamic`; unavailable -> variant skipped).
 
 Every variant is a `NerfModel` whose networks map (pos_enc, dir_enc) to
-(sigma_raw, rgb), so the renderer is the same for all of them. `VARIANTS` is the
+(sigma_raw, rgb), so the renderer is the same for all of them; rendering runs
+each through the same inference plan (`nerfprune.field.inference`: direction
+term once per ray, buffers reused), so pruned and dense are timed on one path. `VARIANTS` is the
 registry (name -> help and builder) the study, the demo and the benchmarks use.
 """
 
