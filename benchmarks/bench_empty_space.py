@@ -31,7 +31,6 @@ from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field import NerfModelConfig
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene import load_scene
-from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.training import OccupancyConfig, TrainConfig, Trainer, camera_tensors
 
@@ -60,7 +59,7 @@ def run_scene(scene, milestones: list[int], args) -> dict:
     for label, enabled in (("off", False), ("on", True)):
         cfg = TrainConfig(**base, occupancy=OccupancyConfig(enabled=enabled, resolution=args.resolution))
         trainer = Trainer(scene, cfg, tempfile.mkdtemp(prefix=f"nerfprune-es-{label}-"))
-        batcher = RayBatcher(scene, "train", cfg.batch_size, cfg.seed)
+        batcher = trainer.batcher()
         runs[label] = {"trainer": trainer, "batcher": batcher, "cams": camera_tensors(scene), "steps": [], "wall": 0.0,
                        "reached": None}
     views = EvalConfig(split="val", max_views=args.val_views, timing_repeats=0)

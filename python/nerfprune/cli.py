@@ -115,8 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
-    p.add_argument("--occupancy", action="store_true",
-                   help="train with an occupancy grid: samples only in occupied space (Blender, built-in; docs/empty-space.md)")
+    p.add_argument("--no-occupancy", dest="occupancy", action="store_false",
+                   help="train without an occupancy grid (it is on for scenes with a bounding box: Blender, instant-ngp, "
+                        "built-in; docs/empty-space.md)")
+    p.add_argument("--no-random-background", dest="random_background", action="store_false",
+                   help="train RGBA scenes on the scene's background colour, as the 2022 study, instead of a random "
+                        "colour per ray (which teaches transparency; the occupancy grid relies on it)")
     _render_args(p)
     _common(p)
 
@@ -274,6 +278,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       model=NerfModelConfig(preset=args.preset))
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
+    cfg.random_background = args.random_background
     cfg.validate()
     _check_out(args)
     scene = _scene(args)
