@@ -103,10 +103,6 @@ class PruneConfig:
             return self.sparsity * (1.0 - (1.0 - t) ** 3)
         return 1.0 - (1.0 - self.sparsity) ** t
 
-    def fraction_in_round(self, r: int) -> float:
-        """Share of the live weights that round r (1-based) removes to go from sparsity_after(r - 1) to sparsity_after(r)."""
-        return 1.0 - (1.0 - self.sparsity_after(r)) / (1.0 - self.sparsity_after(r - 1))
-
 
 def prunable_weights(model: NerfModel, prune_heads: bool = False) -> dict[str, torch.Tensor]:
     """Linear weights subject to pruning, by parameter name (biases are never pruned).
@@ -129,15 +125,20 @@ def next_masks(
     model: NerfModel, current: dict[str, torch.Tensor] | None, cfg: PruneConfig, round_index: int,
     stats: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The masks of round `round_index`, pruning `cfg.fraction_in_round(round_index)` of the live weights.
+    """The masks of round `round_index`: the schedule's `cfg.sparsity_after(round_index)` of the prunable weights gone.
 
+    The share of the live weights to drop is taken from the live count of `current`, not from the
+    schedule's previous target, so rounds that overshot (whole neurons come in steps) do not add up.
     `stats`: the neuron statistics `cfg.importance` needs ({"activation": ..., "taylor": ...} from
     `gather_importance`); required unless the importance is "magnitude".
     """
     if cfg.importance != "magnitude" and (stats is None or cfg.importance not in stats):
         raise ConfigError(f"importance {cfg.importance!r}: gather the neuron statistics first (gather_importance)")
     weights = prunable_weights(model, cfg.prune_heads)
-    return METHODS[cfg.method].select(model, weights, current, cfg.fraction_in_round(round_index), cfg, round_index, stats)
+    total = sum(w.numel() for w in weights.values())
+    live = sum(int(current[k].sum()) if current and k in current else w.numel() for k, w in weights.items())
+    fraction = min(max(1.0 - (1.0 - cfg.sparsity_after(round_index)) * total / max(live, 1), 0.0), 1.0)
+    return METHODS[cfg.method].select(model, weights, current, fraction, cfg, round_index, stats)
 
 
 def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: PruneConfig, out_dir: Path, pretrained: dict) -> dict:
