@@ -99,7 +99,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from nerfprune.field.config import PRESET_HELP
-    from nerfprune.pruning.lottery import REWINDS, PruneConfig
+    from nerfprune.pruning.importance import IMPORTANCE
+    from nerfprune.pruning.lottery import REWINDS, SCHEDULES, PruneConfig
     from nerfprune.pruning.methods import METHODS
     from nerfprune.training import TrainConfig
 
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "method", choices=METHODS)
     _flag(p, PruneConfig, "rewind", choices=REWINDS)
+    _flag(p, PruneConfig, "schedule", choices=SCHEDULES)
+    _flag(p, PruneConfig, "importance", choices=IMPORTANCE)
+    for name in ("importance_batches", "min_neurons"):
+        _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "prune_heads", action="store_true")
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
@@ -354,7 +359,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
-                      prune_heads=args.prune_heads, seed=args.seed)
+                      prune_heads=args.prune_heads, seed=args.seed, importance=args.importance,
+                      importance_batches=args.importance_batches, min_neurons=args.min_neurons, schedule=args.schedule)
     cfg.validate()
     _check_out(args)
     summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),
