@@ -98,7 +98,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nerfprune.field.config import PRESET_HELP
+    from nerfprune.field.config import DENSITY_ACTIVATIONS, PRESET_HELP, NerfModelConfig
     from nerfprune.pruning.lottery import REWINDS, PruneConfig
     from nerfprune.pruning.methods import METHODS
     from nerfprune.training import TrainConfig
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, TrainConfig, name)
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
+    _flag(p, NerfModelConfig, "density_activation", choices=DENSITY_ACTIVATIONS)
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     p.add_argument("--occupancy", action="store_true",
                    help="train with an occupancy grid: samples only in occupied space (Blender, built-in; docs/empty-space.md)")
@@ -271,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
                       block_workers=args.block_workers,
-                      model=NerfModelConfig(preset=args.preset))
+                      model=NerfModelConfig(preset=args.preset, density_activation=args.density_activation))
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
     cfg.validate()
