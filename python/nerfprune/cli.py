@@ -99,7 +99,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from nerfprune.field.config import DENSITY_ACTIVATIONS, PRESET_HELP, NerfModelConfig
-    from nerfprune.pruning.lottery import REWINDS, PruneConfig
+    from nerfprune.pruning.lottery import DISTILL_TARGETS, REWINDS, PruneConfig
     from nerfprune.pruning.methods import METHODS
     from nerfprune.training import TrainConfig
 
@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, PruneConfig, "method", choices=METHODS)
     _flag(p, PruneConfig, "rewind", choices=REWINDS)
     _flag(p, PruneConfig, "prune_heads", action="store_true")
+    _flag(p, PruneConfig, "distill")
+    _flag(p, PruneConfig, "distill_target", choices=DISTILL_TARGETS)
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
@@ -350,7 +352,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
-                      prune_heads=args.prune_heads, seed=args.seed)
+                      prune_heads=args.prune_heads, seed=args.seed, distill=args.distill,
+                      distill_target=args.distill_target)
     cfg.validate()
     _check_out(args)
     summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),

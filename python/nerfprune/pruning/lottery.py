@@ -8,6 +8,9 @@ Rewind points: "finetune" — the pre-trained weights (what the 2022 study did);
 al. 2020); "init" — the initial weights (the original hypothesis). Initial and
 early weights are not stored: training is deterministic for a seed, so they are
 re-created exactly (a snapshot file is used when the parent run saved one).
+With `distill` > 0 the re-training also pulls the pruned model's rendered colours
+towards the dense parent's (`nerfprune.loss.Teacher`), as KiloNeRF distils its
+tiny networks from a trained NeRF.
 
 Every round writes `round-<r>/` (training checkpoint with masks, log, config)
 and `round-<r>/round.json` (sparsity, overlap with the previous round, dead
@@ -20,6 +23,7 @@ simply recomputes them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -32,6 +36,7 @@ from nerfprune.checkpoint import Checkpoint
 from nerfprune.errors import CheckpointError, ConfigError, SceneError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
+from nerfprune.loss import Teacher
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
@@ -44,6 +49,10 @@ REWINDS = {
     "finetune": "the pre-trained weights (what the 2022 study did)",
     "late": "the weights at --rewind-iteration of pre-training (late rewinding)",
     "init": "the initial weights (the original lottery-ticket hypothesis)",
+}
+
+DISTILL_TARGETS = {
+    "rays": "the dense parent's rendered colours (coarse and fine) of the same training rays, same sample jitter",
 }
 
 
@@ -60,6 +69,8 @@ class PruneConfig:
     prune_heads: bool = False  # also prune the output heads (sigma, rgb)
     seed: int = 0  # seed of the random-mask control
     eval_views: int = 2  # validation views evaluated after each round (0: none)
+    distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
+    distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
 
     def validate(self) -> None:
         """Types and ranges of every field (bounds: docs/validation.md)."""
@@ -72,6 +83,8 @@ class PruneConfig:
         check_range("retrain_iterations", self.retrain_iterations, 0, MAX_ITERATIONS)
         check_range("seed", self.seed, 0, MAX_SEED)
         check_range("eval_views", self.eval_views, 0, 10**4)
+        check_range("distill", self.distill, 0.0, 1e4)
+        check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
 
     @property
     def fraction_per_round(self) -> float:
@@ -99,6 +112,15 @@ def next_masks(model: NerfModel, current: dict[str, torch.Tensor] | None, cfg: P
     """The masks of the next round, pruning `cfg.fraction_per_round` of the live weights."""
     weights = prunable_weights(model, cfg.prune_heads)
     return METHODS[cfg.method].select(model, weights, current, cfg.fraction_per_round, cfg, round_index)
+
+
+def _teacher(parent: NerfModel, cfg: PruneConfig) -> Teacher | None:
+    """The dense parent as the re-training's teacher when `cfg.distill` > 0 (None otherwise: the loss is the
+    photometric one alone, computed exactly as without the option). A copy, frozen: the rounds never train it."""
+    if cfg.distill <= 0:
+        return None
+    teacher = copy.deepcopy(parent).eval().requires_grad_(False)
+    return Teacher(teacher, cfg.distill)
 
 
 def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: PruneConfig, out_dir: Path, pretrained: dict) -> dict:
@@ -181,6 +203,7 @@ def run_pruning(
     save_config(cfg, out, "prune_config.json")
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     rewind = _rewind_state(parent_dir, parent_cfg, scene, cfg, out, pretrained)
+    teacher = _teacher(model, cfg)
     masks: dict[str, torch.Tensor] | None = None
     rounds = []
     current = model
@@ -197,8 +220,11 @@ def run_pruning(
         # its first checkpoint, the Trainer resumes with the masks saved there (the same ones).
         masks = next_masks(current, previous, cfg, r)
         init = {k: v.clone() for k, v in rewind.items()}
+        extra = {"prune_round": r, "parent": str(parent)}
+        if teacher is not None:
+            extra.update(distill=cfg.distill, distill_target=cfg.distill_target)
         trainer = Trainer(scene, retrain_cfg, round_dir, masks=masks, init_state=init, progress=progress,
-                          extra={"prune_round": r, "parent": str(parent)})
+                          extra=extra, teacher=teacher)
         current = trainer.run(resume=True)
         stats = mask_stats(masks)
         record = {
@@ -209,6 +235,8 @@ def run_pruning(
             "overlap_with_previous": None if previous is None else mask_overlap(previous, masks)["total"].jaccard,
             "iterations": retrain_cfg.iterations,
         }
+        if teacher is not None:
+            record.update(distill=cfg.distill, distill_target=cfg.distill_target)
         if cfg.eval_views:
             metrics = evaluate_views(current, scene, retrain_cfg.render,
                                      EvalConfig(split="val", max_views=cfg.eval_views, timing_repeats=0))
