@@ -98,9 +98,9 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nerfprune.field.config import PRESET_HELP
+    from nerfprune.field.config import DENSITY_ACTIVATIONS, PRESET_HELP, NerfModelConfig
     from nerfprune.pruning.importance import IMPORTANCE
-    from nerfprune.pruning.lottery import REWINDS, SCHEDULES, PruneConfig
+    from nerfprune.pruning.lottery import DISTILL_TARGETS, REWINDS, SCHEDULES, PruneConfig
     from nerfprune.pruning.methods import METHODS
     from nerfprune.training import TrainConfig
 
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, TrainConfig, name)
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
+    _flag(p, NerfModelConfig, "density_activation", choices=DENSITY_ACTIVATIONS)
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     p.add_argument("--no-occupancy", dest="occupancy", action="store_false",
                    help="train without an occupancy grid (it is on for scenes with a bounding box: Blender, instant-ngp, "
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("importance_batches", "min_neurons"):
         _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "prune_heads", action="store_true")
+    _flag(p, PruneConfig, "distill")
+    _flag(p, PruneConfig, "distill_target", choices=DISTILL_TARGETS)
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
@@ -280,7 +283,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
                       block_workers=args.block_workers,
-                      model=NerfModelConfig(preset=args.preset))
+                      model=NerfModelConfig(preset=args.preset, density_activation=args.density_activation))
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
     cfg.random_background = args.random_background
@@ -360,7 +363,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
                       prune_heads=args.prune_heads, seed=args.seed, importance=args.importance,
-                      importance_batches=args.importance_batches, min_neurons=args.min_neurons, schedule=args.schedule)
+                      importance_batches=args.importance_batches, min_neurons=args.min_neurons, schedule=args.schedule,
+                      distill=args.distill, distill_target=args.distill_target)
     cfg.validate()
     _check_out(args)
     summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),

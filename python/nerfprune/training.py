@@ -32,7 +32,7 @@ from nerfprune.config import (atomic_write_bytes, check_fields, check_range, fro
 from nerfprune.errors import CheckpointError, ConfigError, MaskError, SceneError, TrainingDiverged
 from nerfprune.field.config import MLPConfig, NerfModelConfig
 from nerfprune.field.mlp import NerfModel, field_topology
-from nerfprune.loss import auto_block_points, loss_and_backward
+from nerfprune.loss import Teacher, auto_block_points, loss_and_backward
 from nerfprune.provenance import record_scene, scene_fingerprint
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.batching import RayBatcher
@@ -246,12 +246,14 @@ class Trainer:
     gradients are masked before and weights re-masked after every Adam step.
     `init_state` starts from given weights (lottery-ticket rewinding) instead of `seed`.
     `device` ("auto", "cpu", "cuda") is where the model and each step's tensors live.
+    `teacher` adds a distillation term to the loss (`nerfprune.loss.Teacher`; pruning's `distill`).
     """
 
     def __init__(
         self, scene: Scene, cfg: TrainConfig, out_dir: str | Path, *,
         masks: dict[str, torch.Tensor] | None = None, init_state: dict[str, torch.Tensor] | None = None,
         progress: bool = False, extra: dict | None = None, snapshots: tuple[int, ...] = (), device: str = "auto",
+        teacher: Teacher | None = None,
     ):
         cfg.validate()
         self.scene, self.cfg, self.out_dir = scene, cfg, Path(out_dir)
@@ -262,6 +264,7 @@ class Trainer:
         self.progress, self.extra = progress, dict(extra or {})
         self.snapshots = set(snapshots)  # iterations whose weights are saved as snapshot-<it>.safetensors
         self.model = build_model(cfg).to(self.device)
+        self.teacher = None if teacher is None else Teacher(teacher.model.to(self.device).eval(), teacher.weight)
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.names = {p: n for n, p in self.model.named_parameters()}
@@ -361,7 +364,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         result = loss_and_backward(self.model, origins, dirs, batch.rgb, batch.background, self.scene.cameras.near,
                                    self.scene.cameras.far, cfg.render, cfg.points_per_block(), training=True, generator=gen,
-                                   workers=cfg.block_workers, math=self.math)
+                                   workers=cfg.block_workers, math=self.math, teacher=self.teacher)
         self._check_finite(result.loss)  # before the step: a NaN never reaches the weights or a checkpoint
         if self.masks:
             for name, param in self.model.named_parameters():

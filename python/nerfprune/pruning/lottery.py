@@ -14,6 +14,9 @@ snapshot file is used when the parent run saved one).
 Structured rounds can rank neurons by statistics of training rays
 (`importance`: "activation", "taylor"); they are gathered from the model the
 round prunes (`pruning/importance.py`), on batches that differ from round to round.
+With `distill` > 0 the re-training also pulls the pruned model's rendered colours
+towards the dense parent's (`nerfprune.loss.Teacher`), as KiloNeRF distils its
+tiny networks from a trained NeRF.
 
 Every round writes `round-<r>/` (training checkpoint with masks, log, config)
 and `round-<r>/round.json` (sparsity, overlap with the previous round, dead
@@ -26,6 +29,7 @@ simply recomputes them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -39,6 +43,7 @@ from nerfprune.errors import CheckpointError, ConfigError, SceneError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
 from nerfprune.pruning.importance import IMPORTANCE, gather_importance
+from nerfprune.loss import Teacher
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
@@ -56,6 +61,10 @@ REWINDS = {
 SCHEDULES = {
     "geometric": "after round r of n: 1 - (1 - s)^(r/n), every round removes the same share of the live weights",
     "cubic": "after round r of n: s (1 - (1 - r/n)^3) (Zhu & Gupta 2017): much early, little late",
+}
+
+DISTILL_TARGETS = {
+    "rays": "the dense parent's rendered colours (coarse and fine) of the same training rays, same sample jitter",
 }
 
 
@@ -76,6 +85,8 @@ class PruneConfig:
     importance_batches: int = 4  # training-ray batches (of the parent's batch size) that activation / taylor scores are gathered on, per round
     min_neurons: int = 2  # structured: neurons every hidden layer keeps, and neurons kept for each output head (the heads' floor)
     schedule: str = "geometric"  # the target sparsity after each round: "geometric" or "cubic" (gradual pruning)
+    distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
+    distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
 
     def validate(self) -> None:
         """Types and ranges of every field (bounds: docs/validation.md)."""
@@ -95,6 +106,8 @@ class PruneConfig:
         check_range("importance_batches", self.importance_batches, 1, 1000)
         check_range("min_neurons", self.min_neurons, 1, 4096)
         check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
+        check_range("distill", self.distill, 0.0, 1e4)
+        check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
 
     def sparsity_after(self, r: int) -> float:
         """The schedule's target fraction of the prunable weights removed after round r (0 <= r <= rounds)."""
@@ -139,6 +152,15 @@ def next_masks(
     live = sum(int(current[k].sum()) if current and k in current else w.numel() for k, w in weights.items())
     fraction = min(max(1.0 - (1.0 - cfg.sparsity_after(round_index)) * total / max(live, 1), 0.0), 1.0)
     return METHODS[cfg.method].select(model, weights, current, fraction, cfg, round_index, stats)
+
+
+def _teacher(parent: NerfModel, cfg: PruneConfig) -> Teacher | None:
+    """The dense parent as the re-training's teacher when `cfg.distill` > 0 (None otherwise: the loss is the
+    photometric one alone, computed exactly as without the option). A copy, frozen: the rounds never train it."""
+    if cfg.distill <= 0:
+        return None
+    teacher = copy.deepcopy(parent).eval().requires_grad_(False)
+    return Teacher(teacher, cfg.distill)
 
 
 def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: PruneConfig, out_dir: Path, pretrained: dict) -> dict:
@@ -221,6 +243,7 @@ def run_pruning(
     save_config(cfg, out, "prune_config.json")
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     rewind = _rewind_state(parent_dir, parent_cfg, scene, cfg, out, pretrained)
+    teacher = _teacher(model, cfg)
     masks: dict[str, torch.Tensor] | None = None
     rounds = []
     current = model
@@ -243,8 +266,11 @@ def run_pruning(
         masks = next_masks(current, previous, cfg, r, neuron_stats)
         start = current.state_dict() if cfg.rewind == "continue" else rewind
         init = {k: v.clone() for k, v in start.items()}
+        extra = {"prune_round": r, "parent": str(parent)}
+        if teacher is not None:
+            extra.update(distill=cfg.distill, distill_target=cfg.distill_target)
         trainer = Trainer(scene, retrain_cfg, round_dir, masks=masks, init_state=init, progress=progress,
-                          extra={"prune_round": r, "parent": str(parent)})
+                          extra=extra, teacher=teacher)
         current = trainer.run(resume=True)
         stats = mask_stats(masks)
         record = {
@@ -256,6 +282,8 @@ def run_pruning(
             "overlap_with_previous": None if previous is None else mask_overlap(previous, masks)["total"].jaccard,
             "iterations": retrain_cfg.iterations,
         }
+        if teacher is not None:
+            record.update(distill=cfg.distill, distill_target=cfg.distill_target)
         if cfg.eval_views:
             metrics = evaluate_views(current, scene, retrain_cfg.render,
                                      EvalConfig(split="val", max_views=cfg.eval_views, timing_repeats=0))
