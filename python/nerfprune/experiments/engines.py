@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,10 @@ class ProcessEngine:
         return [n for n, h in handles.items() if h.done()]
 
     def close(self, cancel: bool) -> None:
+        if cancel:  # Ctrl-C for the workers too, so a training cell saves its checkpoint now instead of finishing
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGINT)
         self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 

@@ -39,6 +39,8 @@ def budget_answer(results: dict, recipe: str, budget: str) -> str:
                      f"over {p.n} and {d.n} seeds")
         points.append((diff, f"{p.mean:.2f} vs {d.mean:.2f} dB after {n} + {n} vs {d_iters(dg)} ({diff:+.2f} dB{noise})"))
     head = f"**{label}** ({recipe} pruning, pruned N + N iterations against {against}):"
+    if not points and waiting and all(w.endswith("not in this grid") for w in waiting):
+        return f"{head} not answered: {', '.join(waiting)}."
     if not points:
         return f"{head} {pending_note(waiting)}."
     wins = sum(diff > 0 for diff, _ in points)
