@@ -126,8 +126,8 @@ class StudyConfig:
         if unknown or not self.variants:
             raise ConfigError(f"variants: unknown or none {unknown}; choose from {', '.join(VARIANTS)}")
         names = [r.name for r in self.recipes]
-        if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() for n in names):
-            raise ConfigError(f"recipes: names must be distinct letters/digits/underscores, got {names}")
+        if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() and n != "dense" for n in names):
+            raise ConfigError(f"recipes: names must be distinct letters/digits/underscores other than 'dense', got {names}")
         glob = next((r for r in self.recipes if r.name == "global"), None)
         if glob is None or glob.method != "global" or glob.overrides:
             raise ConfigError("recipes must include {'name': 'global', 'method': 'global'} without overrides "
