@@ -24,7 +24,6 @@ import torch
 
 from nerfprune.config import from_dict
 from nerfprune.errors import ConfigError
-from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.training import TrainConfig, Trainer, camera_tensors
 
@@ -61,7 +60,7 @@ def main() -> None:
     for spec in args.variants:
         name, cfg = variant_config(spec)
         trainer = Trainer(scene, cfg, tempfile.mkdtemp(prefix="nerfprune-ab-"))
-        batcher = RayBatcher(scene, split="train", batch_size=cfg.batch_size, seed=cfg.seed)
+        batcher = trainer.batcher()
         runs[name] = (trainer, batcher, camera_tensors(scene, trainer.device), [])
     for it in range(args.iterations + 2):
         for trainer, batcher, cams, times in runs.values():

@@ -29,9 +29,9 @@ import torch
 
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field import NerfModelConfig
+from nerfprune.outputs import depth_to_image, write_png
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene import load_scene
-from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.training import OccupancyConfig, TrainConfig, Trainer, camera_tensors
 
@@ -52,15 +52,29 @@ def scenes(names: list[str], quick: bool) -> dict:
     return out
 
 
-def run_scene(scene, milestones: list[int], args) -> dict:
+def save_views(runs: dict, scene, index: int, out: Path) -> None:
+    """Checkpoint of each run, and its render + depth map of validation view `index` next to the ground truth."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_png(out / "truth.png", scene.images_float([index])[0])
+    for label, run in runs.items():
+        trainer = run["trainer"]
+        trainer.save()
+        with torch.no_grad():
+            view = render_view(trainer.model.eval(), scene.cameras, index, trainer.cfg.render, scene.background)
+        trainer.model.train()
+        write_png(out / f"grid-{label}.png", view["rgb"])
+        write_png(out / f"grid-{label}-depth.png", depth_to_image(view["depth"], scene.cameras.near, scene.cameras.far))
+
+
+def run_scene(scene, milestones: list[int], args, folder: Path) -> dict:
     base = dict(iterations=max(milestones), batch_size=1024, lr_decay_steps=250_000, seed=args.seed, val_views=0,
                 checkpoint_every=10**8, model=NerfModelConfig(preset="small"),
                 render=RenderConfig(n_coarse=64, n_fine=64))
     runs = {}
     for label, enabled in (("off", False), ("on", True)):
         cfg = TrainConfig(**base, occupancy=OccupancyConfig(enabled=enabled, resolution=args.resolution))
-        trainer = Trainer(scene, cfg, tempfile.mkdtemp(prefix=f"nerfprune-es-{label}-"))
-        batcher = RayBatcher(scene, "train", cfg.batch_size, cfg.seed)
+        trainer = Trainer(scene, cfg, folder / f"train-{label}")
+        batcher = trainer.batcher()
         runs[label] = {"trainer": trainer, "batcher": batcher, "cams": camera_tensors(scene), "steps": [], "wall": 0.0,
                        "reached": None}
     views = EvalConfig(split="val", max_views=args.val_views, timing_repeats=0)
@@ -102,6 +116,7 @@ def run_scene(scene, milestones: list[int], args) -> dict:
         print(f"  {k:6d} it: " + "  ".join(
             f"{label}: {row[label]['psnr']:.2f} dB {row[label]['s_per_it']:.3f} s/it {row[label]['render_s']:.2f} s/view "
             f"{row[label]['samples_per_ray']:.1f} samples/ray" for label in runs), flush=True)
+    save_views(runs, scene, timed_view, folder)
     return {"rows": rows, "seconds_to_target": {label: run["reached"] for label, run in runs.items()},
             "size": [scene.width, scene.height]}
 
@@ -110,12 +125,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", default="mic,builtin", help="comma-separated: mic (100x100), mic200 (200x200), builtin")
     p.add_argument("--milestones", default="1000,2000,5000", help="iterations at which both runs are evaluated")
+    p.add_argument("--other-milestones", default=None,
+                   help="milestones of every scene after the first (default: --milestones), e.g. a shorter 1000,2000")
     p.add_argument("--quick", action="store_true", help="built-in scene only, milestones 100,200, 2 val views")
     p.add_argument("--val-views", type=int, default=8, help="validation views for PSNR")
     p.add_argument("--repeats", type=int, default=3, help="timed renders per model and milestone")
     p.add_argument("--resolution", type=int, default=64, help="occupancy grid cells per axis")
     p.add_argument("--target-psnr", type=float, default=24.0, help="report the wall time to reach this val PSNR")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder for the checkpoints and the renders + depth maps of one val "
+                                               "view per scene and run (default: a temporary folder)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -123,10 +142,13 @@ def main() -> None:
     milestones = [100, 200] if args.quick else [int(k) for k in args.milestones.split(",")]
     if args.quick:
         args.val_views = min(args.val_views, 2)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="nerfprune-es-"))
+    print(f"checkpoints and renders: {out}")
     results = {}
-    for name, scene in scenes(names, args.quick).items():
+    other = [int(k) for k in args.other_milestones.split(",")] if args.other_milestones and not args.quick else milestones
+    for i, (name, scene) in enumerate(scenes(names, args.quick).items()):
         print(f"{name} ({scene.width}x{scene.height}):", flush=True)
-        results[name] = run_scene(scene, milestones, args)
+        results[name] = run_scene(scene, milestones if i == 0 else other, args, out / name)
     print(f"\n{'scene':8s} {'it':>6s} {'grid':>4s} {'PSNR':>7s} {'s/it':>7s} {'s/view':>7s} {'samples/ray':>11s} {'occupied':>8s}")
     for name, r in results.items():
         for row in r["rows"]:

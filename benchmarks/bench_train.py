@@ -40,7 +40,7 @@ from nerfprune.field import MLPConfig, NerfModelConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.batching import RayBatcher
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
-from nerfprune.training import TrainConfig, Trainer, camera_tensors
+from nerfprune.training import OccupancyConfig, TrainConfig, Trainer, camera_tensors
 
 SETTINGS = {"small": (64, 64), "nerf": (64, 128)}  # preset -> (coarse, fine) samples per ray
 REST = "mlp + backward + adam"
@@ -107,7 +107,8 @@ def pipeline_config(preset: str, pipeline: str, batch_size: int = 1024, block_po
     n_coarse, n_fine = SETTINGS[preset]
     cfg = TrainConfig(iterations=10**6, batch_size=batch_size, model=NerfModelConfig(preset=preset),
                       mlp=MLPConfig(precision=precision, backward=mlp_backward),
-                      render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend), block_workers=workers)
+                      render=RenderConfig(n_coarse=n_coarse, n_fine=n_fine, backend=backend), block_workers=workers,
+                      occupancy=OccupancyConfig(enabled=False))  # the per-sample pipeline: every ray pays n_coarse + n_fine
     cfg.block_points = (block_points if block_points is not None else cfg.points_per_block()) if blocked else 0
     return cfg
 

@@ -179,6 +179,8 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     (["eval", "--model", "M", "--repeats", "-2"], ["timing_repeats must be in"]),
     (["prune", "--model", "M", "--rounds", "0"], ["rounds must be in [1, 100], got 0"]),
     (["prune", "--model", "M", "--seed", "-1"], ["seed must be in"]),
+    (["prune", "--model", "M", "--importance", "taylor"], ["importance: 'taylor' scores whole neurons; it needs method 'structured'"]),
+    (["prune", "--model", "M", "--method", "structured", "--min-neurons", "0"], ["min_neurons must be in [1, 4096], got 0"]),
 ])
 def test_bad_values_are_one_line_and_leave_no_output(argv, needles, model_dir, tmp_path, capsys):
     argv = [str(model_dir) if a == "M" else a for a in argv]
@@ -186,6 +188,18 @@ def test_bad_values_are_one_line_and_leave_no_output(argv, needles, model_dir, t
     assert main([argv[0], *tiny, *argv[1:], "--out", str(tmp_path / "out")]) == 2
     one_error_line(capsys, *needles)
     assert not (tmp_path / "out").exists(), "a refused command writes nothing"
+
+
+def test_prune_flags_reach_the_config(model_dir, tmp_path, capsys):
+    import json
+
+    flags = {"--method": "structured", "--importance": "taylor", "--importance-batches": "1", "--rounds": "2",
+             "--schedule": "cubic", "--rewind": "continue", "--min-neurons": "3", "--sparsity": "0.9",
+             "--retrain-iterations": "1"}
+    assert main(["prune", "--model", str(model_dir), *[x for kv in flags.items() for x in kv], "--out", str(tmp_path / "p")]) == 0
+    saved = json.loads((tmp_path / "p" / "prune_config.json").read_text())
+    assert {f"--{k.replace('_', '-')}": str(v) for k, v in saved.items() if f"--{k.replace('_', '-')}" in flags} == flags
+    assert "round 2: sparsity" in capsys.readouterr().out
 
 
 def test_an_empty_train_split_is_one_line(tmp_path, capsys):

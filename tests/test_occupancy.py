@@ -279,18 +279,22 @@ def sphere_density(radius: float = 0.5, value: float = 50.0):
     return fn
 
 
-def test_new_grid_is_all_occupied_until_the_first_update():
+def test_new_grid_is_all_occupied_until_the_first_update_after_warmup():
     grid = OccupancyGrid((-1, -1, -1), (1, 1, 1), resolution=5)
     assert grid.warmup and bool(grid.occupied.all()) and grid.bits.shape == (16,)
     assert grid.density.shape == (5, 5, 5) and float(grid.density.abs().sum()) == 0.0
-    grid.update(sphere_density(), step=0)
-    assert not grid.warmup and grid.updates == 1 and 0 < grid.occupied_fraction < 1
+    for step in (0, 16, 32):  # warm-up: the EMA gathers, every cell stays occupied
+        grid.update(sphere_density(), step=step, warmup_steps=48)
+        assert grid.warmup and grid.updates == step // 16 + 1 and bool(grid.occupied.all())
+    assert float(grid.density.max()) == 50.0
+    grid.update(sphere_density(), step=48, warmup_steps=48)
+    assert not grid.warmup and grid.updates == 4 and 0 < grid.occupied_fraction < 1
 
 
 def test_update_finds_the_sphere():
     res = 16
     grid = OccupancyGrid((-1, -1, -1), (1, 1, 1), resolution=res)
-    grid.update(sphere_density(0.5), step=0)
+    grid.update(sphere_density(0.5), step=0, warmup_steps=0)
     centres = grid.cell_points(torch.arange(res**3), torch.full((res**3, 3), 0.5)).reshape(res, res, res, 3)
     half_diag = math.sqrt(3) * 0.5 * (2.0 / res)
     dist = centres.norm(dim=-1)
@@ -304,7 +308,7 @@ def test_update_is_deterministic_per_step_and_seed():
     c = OccupancyGrid((0, 0, 0), (1, 1, 1), 8, seed=1)
     fn = lambda x: 10 * x[:, 0] * x[:, 1]  # noqa: E731
     for grid in (a, b, c):
-        grid.update(fn, step=3)
+        grid.update(fn, step=3, warmup_steps=0)
     assert torch.equal(a.density, b.density) and torch.equal(a.bits, b.bits)
     assert not torch.equal(a.density, c.density)
 
@@ -312,24 +316,25 @@ def test_update_is_deterministic_per_step_and_seed():
 def test_ema_keeps_the_max_of_the_decayed_old_and_the_new_value():
     grid = OccupancyGrid((0, 0, 0), (1, 1, 1), 4)
     for value, expect in [(10.0, 10.0), (1.0, 9.5), (20.0, 20.0), (0.0, 19.0)]:
-        grid.update(lambda x, v=value: torch.full((x.shape[0],), v), step=0, decay=0.95)
+        grid.update(lambda x, v=value: torch.full((x.shape[0],), v), step=0, warmup_steps=1, decay=0.95)  # warm-up: every cell
         torch.testing.assert_close(grid.density, torch.full((4, 4, 4), expect))
 
 
-@pytest.mark.parametrize("threshold, step_size, left_only", [(0.01, 0.1, False), (0.01, 0.01, True), (0.9, 0.1, True)])
-def test_threshold_is_the_smaller_of_mean_density_and_step_opacity(threshold, step_size, left_only):
-    """Left half density 5, right half 0.3 (mean 2.65). sigma_thr = -ln(1 - threshold) / step_size:
-    0.1 (both occupied), 1.0 (left only), 23 (mean 2.65 wins: left only)."""
+@pytest.mark.parametrize("threshold, step_size, left_occupied, right_occupied",
+                         [(0.01, 0.1, True, True), (0.01, 0.01, True, False), (0.9, 0.1, False, False)])
+def test_threshold_is_the_opacity_over_one_step(threshold, step_size, left_occupied, right_occupied):
+    """Left half density 5, right half 0.3. sigma_thr = -ln(1 - threshold) / step_size:
+    0.1 (both occupied), 1.0 (left only), 23 (neither: no rule with the mean keeps the denser half)."""
     grid = OccupancyGrid((-1, -1, -1), (1, 1, 1), 4)
-    grid.update(lambda x: torch.where(x[:, 0] < 0, 5.0, 0.3), step=0, threshold=threshold, step_size=step_size)
-    assert bool(grid.occupied[:2].all())
-    assert bool(grid.occupied[2:].any()) != left_only and bool(grid.occupied[2:].all()) != left_only
+    grid.update(lambda x: torch.where(x[:, 0] < 0, 5.0, 0.3), step=0, warmup_steps=0, threshold=threshold, step_size=step_size)
+    for half, expect in ((grid.occupied[:2], left_occupied), (grid.occupied[2:], right_occupied)):
+        assert bool(half.all()) == expect and bool(half.any()) == expect
 
 
 def test_after_warmup_a_fraction_plus_the_occupied_cells_are_evaluated():
     res = 8
     grid = OccupancyGrid((-1, -1, -1), (1, 1, 1), res)
-    grid.update(sphere_density(0.3), step=0, warmup_steps=1)
+    grid.update(sphere_density(0.3), step=0, warmup_steps=0)  # the first update: every cell
     occupied_before = grid.occupied.reshape(-1).clone()
     density_before = grid.density.reshape(-1).clone()
     assert 0 < int(occupied_before.sum()) < res**3 // 4  # few occupied: all of them are evaluated
@@ -354,14 +359,14 @@ def test_after_warmup_a_fraction_plus_the_occupied_cells_are_evaluated():
 
 def test_state_dict_round_trips_through_safetensors_bit_exactly():
     grid = OccupancyGrid((-1.1, -0.7, -1.3), (1.2, 0.9, 1.0), 6, seed=4)
-    grid.update(sphere_density(0.6), step=0)
-    grid.update(sphere_density(0.4), step=300)
+    grid.update(sphere_density(0.6), step=0, warmup_steps=0)
+    grid.update(sphere_density(0.4), step=300, warmup_steps=0)
     restored = OccupancyGrid.from_state_dict(load(save(grid.state_dict())))
     assert restored.aabb_min == grid.aabb_min and restored.aabb_max == grid.aabb_max
     assert (restored.resolution, restored.seed, restored.updates, restored.warmup) == (6, 4, 2, False)
     assert torch.equal(restored.density, grid.density) and torch.equal(restored.bits, grid.bits)
     for g in (grid, restored):  # and it continues identically
-        g.update(sphere_density(0.5), step=301)
+        g.update(sphere_density(0.5), step=301, warmup_steps=0)
     assert torch.equal(restored.density, grid.density) and torch.equal(restored.bits, grid.bits)
     fresh = OccupancyGrid.from_state_dict(OccupancyGrid((0, 0, 0), (1, 1, 1), 3).state_dict())
     assert fresh.warmup and bool(fresh.occupied.all())
@@ -381,9 +386,9 @@ def test_grid_arguments_are_checked():
     with pytest.raises(ValueError, match="resolution"):
         OccupancyGrid((0, 0, 0), (1, 1, 1), 0)
     with pytest.raises(ValueError, match="density_fn returned shape"):
-        OccupancyGrid((0, 0, 0), (1, 1, 1), 2).update(lambda x: x, step=0)
+        OccupancyGrid((0, 0, 0), (1, 1, 1), 2).update(lambda x: x, step=0, warmup_steps=0)
     with pytest.raises(ValueError, match="NaN"):
-        OccupancyGrid((0, 0, 0), (1, 1, 1), 2).update(lambda x: x[:, 0] * math.nan, step=0)
+        OccupancyGrid((0, 0, 0), (1, 1, 1), 2).update(lambda x: x[:, 0] * math.nan, step=0, warmup_steps=0)
 
 
 def test_from_cameras_bounds_the_optical_axes(tiny_scene):
@@ -415,7 +420,7 @@ def test_skipping_zero_density_cells_leaves_the_render_unchanged():
     quadratures converge fast (the density and its slope vanish where it starts).
     """
     grid = OccupancyGrid((-1, -1, -1), (1, 1, 1), resolution=8)
-    grid.update(bump_density, step=0, threshold=0.0)
+    grid.update(bump_density, step=0, warmup_steps=0, threshold=0.0)
     expect = torch.zeros(8, 8, 8, dtype=torch.bool)
     expect[2:6, 2:6, 2:6] = True
     assert torch.equal(grid.occupied, expect)

@@ -33,7 +33,7 @@ def test_rays_through_empty_cells_take_the_background_without_mlp_calls():
     torch.manual_seed(0)
     model = NerfModel(PRESETS["tiny"]).eval()
     grid = OccupancyGrid([-8.0] * 3, [8.0] * 3, 4)
-    grid.update(lambda p: torch.zeros(p.shape[0]), step=0)  # an empty field: no cell occupied
+    grid.update(lambda p: torch.zeros(p.shape[0]), step=0, warmup_steps=0)  # an empty field: no cell occupied
     model.grid = grid
     calls = []
     model.coarse.register_forward_hook(lambda *a: calls.append(1))

@@ -1,6 +1,8 @@
 """Lottery-ticket rounds, rewinding, structured pruning and the fast inference variants."""
 
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -116,11 +118,83 @@ def test_pruning_a_pruned_model_is_refused(parent, tiny_scene, tmp_path):
         run_pruning(tmp_path / "a" / "round-1", tiny_scene, PruneConfig(), tmp_path / "b")
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("sparsity", 1.0, "sparsity must be in"), ("method", "magic", "unknown pruning method"), ("rewind", "x", "unknown rewind"),
+@pytest.mark.parametrize("fields,message", [
+    ({"sparsity": 1.0}, "sparsity must be in"), ({"method": "magic"}, "unknown pruning method"),
+    ({"rewind": "x"}, "unknown rewind"),
+    ({"importance": "loud", "method": "structured"}, "importance: unknown neuron importance 'loud'"),
+    ({"importance": "taylor"}, "importance: 'taylor' scores whole neurons; it needs method 'structured', got method 'global'"),
+    ({"importance_batches": 0}, "importance_batches must be in \\[1, 1000\\], got 0"),
+    ({"min_neurons": 0}, "min_neurons must be in \\[1, 4096\\], got 0"),
+    ({"schedule": "linear"}, "schedule: unknown sparsity schedule 'linear': choose one of geometric, cubic"),
+    ({"importance_batches": 2.0}, "importance_batches: expected int"),
 ])
-def test_bad_prune_config_is_named(field, value, message):
+def test_bad_prune_config_is_named(fields, message):
     from nerfprune.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        PruneConfig(**{field: value}).validate()
+        PruneConfig(**fields).validate()
+
+
+def test_sparsity_schedules_per_round():
+    geometric = PruneConfig(sparsity=0.95, rounds=4)
+    cubic = PruneConfig(sparsity=0.95, rounds=4, schedule="cubic")
+    assert [geometric.sparsity_after(r) for r in range(5)] == pytest.approx([1 - 0.05 ** (r / 4) for r in range(5)])
+    assert [cubic.sparsity_after(r) for r in range(5)] == pytest.approx(
+        [0.0, 0.95 * 37 / 64, 0.95 * 7 / 8, 0.95 * 63 / 64, 0.95])  # s (1 - (1 - r/4)^3)
+    kept = [1 - geometric.sparsity_after(r) for r in range(5)]
+    assert np.diff(np.log(kept)) == pytest.approx([np.log(0.05) / 4] * 4), "geometric: the same share of the live each round"
+    removed = np.diff([cubic.sparsity_after(r) for r in range(5)])  # weights removed per round, of all prunable
+    assert (np.diff(removed) < 0).all(), "cubic: much early, little late"
+    assert PruneConfig(sparsity=0.9, schedule="cubic").sparsity_after(1) == pytest.approx(0.9), "one round: the target"
+
+
+@pytest.mark.parametrize("schedule", ["geometric", "cubic"])
+def test_structured_rounds_track_the_schedule_without_adding_up_overshoot(schedule):
+    """Each round aims at the schedule's absolute target from the live count, so the steps of whole neurons
+    (every round lands a little beyond its target) do not accumulate."""
+    from nerfprune.field.config import FieldConfig
+    from nerfprune.field.mlp import NerfModel
+    from nerfprune.pruning.lottery import next_masks
+    from nerfprune.pruning.masks import mask_stats
+
+    torch.manual_seed(0)
+    model = NerfModel(FieldConfig(depth=2, width=64, skips=(), pos_frequencies=6, dir_frequencies=2), fine=False)
+    cfg = PruneConfig(sparsity=0.95, rounds=5, schedule=schedule, method="structured")
+    masks = None
+    for r in range(1, 6):
+        masks = next_masks(model, masks, cfg, r)
+        reached = mask_stats(masks)["total"].sparsity
+        assert cfg.sparsity_after(r) <= reached <= cfg.sparsity_after(r) + 0.02, (r, reached)
+    assert reached <= 0.953
+
+
+def test_gradual_structured_taylor_rounds_continue_from_the_last_weights(parent, tiny_scene, tmp_path):
+    """Cubic schedule, Taylor scores, no rewind: round r+1 fine-tunes round r's weights (re-run by hand, bit for bit)."""
+    cfg = PruneConfig(sparsity=0.9, rounds=3, schedule="cubic", rewind="continue", method="structured",
+                      importance="taylor", importance_batches=1, retrain_iterations=2, eval_views=0)
+    summary = run_pruning(parent, tiny_scene, cfg, tmp_path / "gradual")
+    targets = [cfg.sparsity_after(r) for r in (1, 2, 3)]
+    assert [r["target_sparsity"] for r in summary["rounds"]] == pytest.approx(targets)
+    for record, target in zip(summary["rounds"], targets):  # whole neurons come in steps of a neuron per layer
+        assert target - 1e-9 <= record["sparsity"] <= target + 0.03, record
+    round_masks = [load_model(tmp_path / "gradual" / f"round-{r}")[2].masks for r in (1, 2, 3)]
+    for earlier, later in zip(round_masks, round_masks[1:]):
+        assert all(not (later[k] & ~earlier[k]).any() for k in later), "a later round only removes neurons"
+    round1, train_cfg, _ = load_model(tmp_path / "gradual" / "round-1")
+    manual = Trainer(tiny_scene, train_cfg, tmp_path / "manual", masks=round_masks[1],
+                     init_state={k: v.clone() for k, v in round1.state_dict().items()}).run(resume=False)
+    round2 = load_model(tmp_path / "gradual" / "round-2")[0]
+    assert all(torch.equal(manual.state_dict()[k], v) for k, v in round2.state_dict().items())
+
+
+def test_rewinding_rounds_restart_from_the_pretrained_weights(parent, tiny_scene, tmp_path):
+    """The contrast to "continue": with "finetune" every round starts from the parent's weights, masked."""
+    cfg = PruneConfig(sparsity=0.8, rounds=2, method="structured", importance="activation", importance_batches=1,
+                      retrain_iterations=2, eval_views=0)
+    run_pruning(parent, tiny_scene, cfg, tmp_path / "lt")
+    masks2 = load_model(tmp_path / "lt" / "round-2")[2].masks
+    pretrained, train_cfg, _ = load_model(parent)
+    manual = Trainer(tiny_scene, replace(train_cfg, iterations=2), tmp_path / "manual", masks=masks2,
+                     init_state={k: v.clone() for k, v in pretrained.state_dict().items()}).run(resume=False)
+    round2 = load_model(tmp_path / "lt" / "round-2")[0]
+    assert all(torch.equal(manual.state_dict()[k], v) for k, v in round2.state_dict().items())

@@ -97,9 +97,50 @@ def _render_args(p: argparse.ArgumentParser) -> None:
                    help=f"training gradient of the MLP ({_choices_help(BACKWARDS)})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _study_args(p: argparse.ArgumentParser) -> None:
+    """The study's flags: its grid (StudyConfig; unset flags keep --config's or the default value) and how
+    its cells run (RunConfig)."""
+    from nerfprune.experiments.engines import CLUSTERS, ENGINES, RunConfig
+    from nerfprune.experiments.grid import StudyConfig
     from nerfprune.field.config import PRESET_HELP
-    from nerfprune.pruning.lottery import REWINDS, PruneConfig
+
+    _scene_args(p)
+    p.add_argument("--config", default=None, help="a study_config.json to start from (e.g. a finished study's); "
+                                                   "the flags below override its fields")
+    _flag(p, StudyConfig, "scale", default=None, type=float)
+    p.add_argument("--iterations", type=int, nargs="+", default=None, help="pre-training lengths N at scale 1 [default: 5000 10000 20000]")
+    p.add_argument("--preset", default=None, choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)}) [default: small]")
+    p.add_argument("--occupancy", action="store_true", help="train every model with an occupancy grid (docs/empty-space.md)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds of the seeded grid points [default: 0 1 2]")
+    _flag(p, StudyConfig, "seeded_points", default=None, type=int)
+    p.add_argument("--recipe", action="append", default=None, metavar="NAME=METHOD[,FIELD=VALUE...]",
+                   help="a pruning recipe: a method and PruneConfig overrides, e.g. structured=structured,rounds=3,prune_heads=true; "
+                        "repeatable; the given recipes replace the default ones ('global' is always kept) [default: global, structured]")
+    p.add_argument("--sweep", type=float, nargs="*", default=None, help="other sparsities of global pruning at the smallest N [default: 0.8 0.9 0.98]")
+    p.add_argument("--no-equal-budget", action="store_true", help="skip the dense equal-budget controls")
+    p.add_argument("--views", type=int, default=None, help="train and val views evaluated per cell (sets both)")
+    _flag(p, StudyConfig, "val_views", default=None, type=int)
+    p.add_argument("--repeats", type=int, default=None, help="timed renders per inference path and per profile [default: 7 and 5]")
+    _flag(p, RunConfig, "workers")
+    _flag(p, RunConfig, "engine", choices=ENGINES)
+    p.add_argument("--cell-threads", type=int, default=0, help=field_help_of(RunConfig, "threads"))
+    _flag(p, RunConfig, "cluster", choices=CLUSTERS)
+    _flag(p, RunConfig, "partition")
+    _flag(p, RunConfig, "timeout_min")
+    p.add_argument("--report-only", action="store_true", help="run no cell: assemble the report from the finished ones")
+    p.add_argument("--out", default="outputs/study", help="study folder (an interrupted or finished study resumes)")
+
+
+def field_help_of(cls: type, name: str) -> str:
+    from nerfprune.config import field_help
+
+    return field_help(cls).get(name, "").replace("%", "%%")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nerfprune.field.config import DENSITY_ACTIVATIONS, PRESET_HELP, NerfModelConfig
+    from nerfprune.pruning.importance import IMPORTANCE
+    from nerfprune.pruning.lottery import DISTILL_TARGETS, REWINDS, SCHEDULES, PruneConfig
     from nerfprune.pruning.methods import METHODS
     from nerfprune.training import TrainConfig
 
@@ -114,9 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, TrainConfig, name)
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
+    _flag(p, NerfModelConfig, "density_activation", choices=DENSITY_ACTIVATIONS)
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
-    p.add_argument("--occupancy", action="store_true",
-                   help="train with an occupancy grid: samples only in occupied space (Blender, built-in; docs/empty-space.md)")
+    p.add_argument("--no-occupancy", dest="occupancy", action="store_false",
+                   help="train without an occupancy grid (it is on for scenes with a bounding box: Blender, instant-ngp, "
+                        "built-in; docs/empty-space.md)")
+    p.add_argument("--no-random-background", dest="random_background", action="store_false",
+                   help="train RGBA scenes on the scene's background colour, as the 2022 study, instead of a random "
+                        "colour per ray (which teaches transparency; the occupancy grid relies on it)")
     _render_args(p)
     _common(p)
 
@@ -149,18 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "method", choices=METHODS)
     _flag(p, PruneConfig, "rewind", choices=REWINDS)
+    _flag(p, PruneConfig, "schedule", choices=SCHEDULES)
+    _flag(p, PruneConfig, "importance", choices=IMPORTANCE)
+    for name in ("importance_batches", "min_neurons"):
+        _flag(p, PruneConfig, name)
     _flag(p, PruneConfig, "prune_heads", action="store_true")
+    _flag(p, PruneConfig, "distill")
+    _flag(p, PruneConfig, "distill_target", choices=DISTILL_TARGETS)
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
-    p = sub.add_parser("study", help="reproduce the 2022 'Pruning NeRFs' table", description="Dense vs pruned grid, report and plots.")
-    _scene_args(p)
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply the 5k/10k/20k iterations by this (e.g. 0.05 for a quick look); below 0.05 the resolution drops too")
-    p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
-    p.add_argument("--views", type=int, default=8, help="train and val views evaluated per cell")
-    p.add_argument("--repeats", type=int, default=5, help="timed renders per model (median and spread reported)")
-    p.add_argument("--out", default="outputs/study", help="output folder (an interrupted or finished study resumes)")
+    p = sub.add_parser("study", help="the 2022 'Pruning NeRFs' table at its schedule, with controls (docs/study.md)",
+                       description="Dense vs pruned grid with equal-budget controls and seeds, as a DAG of resumable cells; "
+                                   "report.md + report.html and plots.")
+    _study_args(p)
     _common(p)
 
     p = sub.add_parser("demo", help="the main job on the built-in scene (train, render, evaluate)",
@@ -271,9 +319,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
                       block_workers=args.block_workers,
-                      model=NerfModelConfig(preset=args.preset))
+                      model=NerfModelConfig(preset=args.preset, density_activation=args.density_activation))
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
+    cfg.random_background = args.random_background
     cfg.validate()
     _check_out(args)
     scene = _scene(args)
@@ -349,7 +398,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
                       rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
-                      prune_heads=args.prune_heads, seed=args.seed)
+                      prune_heads=args.prune_heads, seed=args.seed, importance=args.importance,
+                      importance_batches=args.importance_batches, min_neurons=args.min_neurons, schedule=args.schedule,
+                      distill=args.distill, distill_target=args.distill_target)
     cfg.validate()
     _check_out(args)
     summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),
@@ -361,25 +412,97 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_study(args: argparse.Namespace) -> int:
-    from nerfprune.experiments.study import StudyConfig, study
+def _parse_recipe(args: argparse.Namespace, text: str):
+    """NAME=METHOD[,FIELD=VALUE...] -> PruneRecipe (values read as JSON: 3, 0.9, true; else as strings)."""
+    import json
 
-    scene = args.scene or "builtin"
-    if scene != "builtin" and not Path(scene).exists():
-        raise _usage(args, f"--scene {scene}: no such file or folder")
-    factor = 1 if args.factor is None else args.factor
-    if not args.scale > 0 or factor < 1 or args.views < 1 or args.repeats < 1:
-        raise _usage(args, "--scale must be > 0 and --factor, --views, --repeats >= 1")
+    from nerfprune.experiments.grid import PruneRecipe
+
+    head, *fields = text.split(",")
+    name, sep, method = head.partition("=")
+    if not sep or not name or not method:
+        raise _usage(args, f"--recipe {text!r}: expected NAME=METHOD[,FIELD=VALUE...]")
+    overrides = {}
+    for item in fields:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _usage(args, f"--recipe {text!r}: {item!r} is not FIELD=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    return PruneRecipe(name, method, overrides)
+
+
+def _study_config(args: argparse.Namespace):
+    """The StudyConfig of --config (or the default) with the flags given applied."""
+    import json
+    from dataclasses import replace
+
+    from nerfprune.config import from_dict
+    from nerfprune.experiments.grid import PruneRecipe, StudyConfig
+
+    cfg = StudyConfig()
+    if args.config is not None:
+        try:
+            data = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as e:
+            raise _usage(args, f"--config {args.config}: cannot read it ({e})")
+        cfg = from_dict(StudyConfig, data, args.config)
+    if args.scale is not None and not args.scale > 0:
+        raise _usage(args, f"--scale must be > 0, got {args.scale}")
+    for flag, low in (("factor", 1), ("views", 1), ("repeats", 1), ("val_views", 0), ("seeded_points", 0)):
+        value = getattr(args, flag)
+        if value is not None and value < low:
+            raise _usage(args, f"--{flag.replace('_', '-')} must be >= {low}, got {value}")
+    changes = {k: v for k, v in {"scene": args.scene, "factor": args.factor, "scale": args.scale, "val_views": args.val_views,
+                                  "seeded_points": args.seeded_points}.items() if v is not None}
+    if args.iterations is not None:
+        changes["iterations"] = tuple(args.iterations)
+    if args.seeds is not None:
+        changes["seeds"] = tuple(args.seeds)
+    if args.sweep is not None:
+        changes["sweep"] = tuple(args.sweep)
+    if args.views is not None:
+        changes.update(train_views=args.views, val_views=args.views if args.val_views is None else args.val_views)
+    if args.repeats is not None:
+        changes.update(timing_repeats=args.repeats, profile_repeats=args.repeats)
+    if args.no_equal_budget:
+        changes["equal_budget"] = False
+    if args.recipe is not None:
+        given = [_parse_recipe(args, r) for r in args.recipe]
+        changes["recipes"] = tuple(given if any(r.name == "global" for r in given) else [PruneRecipe("global", "global"), *given])
+    train = cfg.train
+    if args.preset is not None:
+        train = replace(train, model=replace(train.model, preset=args.preset))
+    if args.occupancy:
+        train = replace(train, occupancy=replace(train.occupancy, enabled=True))
+    return replace(cfg, train=train, **changes)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from nerfprune.experiments.engines import RunConfig
+    from nerfprune.experiments.study import run_study
+
+    cfg = _study_config(args)
+    if cfg.scene != "builtin" and not Path(cfg.scene).exists():
+        raise _usage(args, f"--scene {cfg.scene}: no such file or folder")
     if args.background is not None:
         _warn(args, "--background is ignored by the study (it uses each scene's white background)")
     _check_out(args)
-    cfg = StudyConfig(factor=factor, scale=args.scale, train_views=args.views,
-                      val_views=args.views, timing_repeats=args.repeats, profile_repeats=args.repeats)
-    cfg.train.model.preset = args.preset
-    results = study(scene, cfg, out_dir=args.out)
-    done = len(results["cells"]) - len(results["ran_this_time"])
-    print(f"study on {results['scene']['source']} (iterations {results['grid']}): {len(results['ran_this_time'])} cells run, "
-          f"{done} resumed; report {results['report']}, numbers {Path(args.out) / 'results.json'}")
+    run = RunConfig(workers=args.workers, engine=args.engine, threads=args.cell_threads, cluster=args.cluster,
+                    partition=args.partition, timeout_min=args.timeout_min)
+    try:
+        results = run_study(cfg, args.out, run, report_only=args.report_only)
+    except KeyboardInterrupt:
+        print(f"nerfprune study: interrupted; the report in {args.out} shows the cells finished so far; "
+              f"run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    status = list(results["status"].values())
+    ran = len(results["ran_this_time"])
+    print(f"study on {results['scene']['source']} (pre-training {results['grid']}): {ran} cells run, "
+          f"{status.count('done') - ran} resumed, {len(status) - status.count('done')} pending; "
+          f"report {results['report']} (and report.html), numbers {Path(args.out) / 'results.json'}")
     return 0
 
 

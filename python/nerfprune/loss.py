@@ -12,6 +12,11 @@ docs/training.md). Memory no longer grows with the batch size either.
 The gradient is the same: the loss is a mean over rays, so it equals the sum of
 the per-block losses weighted by block/batch, and the gradients add up. Only the
 order of the floating-point sums changes.
+
+Distillation (fine-tuning a pruned model): with a `Teacher`, each block also renders
+the teacher's colours of the same rays, without gradient and with the same sample
+jitter, and the loss gains `weight` x the MSE between the two models' colours, pass by
+pass. Without one, nothing of this runs.
 """
 
 from __future__ import annotations
@@ -31,8 +36,35 @@ from taichi_kernels.backend import RenderMath
 class BatchLoss:
     """Loss figures of one batch (plain floats: the graph is gone after each block's backward)."""
 
-    loss: float  # MSE(fine) + MSE(coarse), or MSE(coarse) for a coarse-only model
+    loss: float  # MSE(fine) + MSE(coarse), or MSE(coarse) for a coarse-only model; + teacher weight x `distill`
     mse_fine: float  # MSE of the final pass (the coarse one for a coarse-only model)
+    distill: float = 0.0  # the distillation term: the same MSEs against the teacher's colours (0 without a teacher)
+
+
+@dataclass
+class Teacher:
+    """A model whose rendered colours the trained one is also pulled towards (distillation from the dense parent).
+
+    `targets` renders the same rays with the same sample jitter as the student's render: coarse samples are then
+    identical; the fine ones follow each model's own coarse weights (with an occupancy grid, each model's grid).
+    """
+
+    model: NerfModel  # the teacher (the dense model pruning started from); never trained here
+    weight: float  # w in loss = photometric + w x distillation term
+
+    @torch.no_grad()
+    def targets(self, origins: torch.Tensor, dirs: torch.Tensor, background: torch.Tensor, near: float, far: float,
+                cfg: RenderConfig, training: bool, generator: torch.Generator | None, math: RenderMath,
+                ) -> dict[str, torch.Tensor]:
+        """The teacher's "rgb" [B, 3] and "rgb_coarse" [B, 3] of the rays, sampled as the student's (`training`: jittered)."""
+        out = render_rays(self.model, origins, dirs, background, near, far, cfg, training=training, generator=generator,
+                          math=math)
+        return {"rgb": out["rgb"], "rgb_coarse": out["rgb_coarse"]}
+
+
+def _same_draws(generator: torch.Generator | None) -> torch.Generator | None:
+    """A generator that will draw what `generator` draws next (the teacher's jitter = the student's)."""
+    return None if generator is None else torch.Generator().set_state(generator.get_state())
 
 
 def auto_block_points(width: int) -> int:
@@ -72,6 +104,7 @@ def loss_and_backward(
     model: NerfModel, origins: torch.Tensor, dirs: torch.Tensor, target: torch.Tensor, background: torch.Tensor,
     near: float, far: float, cfg: RenderConfig, block_points: int, training: bool = True,
     generator: torch.Generator | None = None, workers: int = 1, math: RenderMath | None = None,
+    teacher: Teacher | None = None,
 ) -> BatchLoss:
     """Accumulate d(loss)/d(weights) of a batch into the parameters' `.grad`.
 
@@ -85,6 +118,8 @@ def loss_and_backward(
     block order and the two sums are added at the end, so the result is the
     same from run to run. On 2 cores this keeps both busy through the small
     element-wise operations that one 2-thread pool cannot split well.
+
+    `teacher` adds its weight x the distillation term (see `Teacher`) to the loss of every block.
     """
     b = origins.shape[0]
     has_fine = cfg.n_fine > 0 and model.fine is not None
@@ -94,24 +129,41 @@ def loss_and_backward(
     gens = block_generators(generator, len(spans))
     math = math or cfg.math()
 
-    def block_loss(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def squared_errors(out: dict[str, torch.Tensor], want: dict[str, torch.Tensor] | torch.Tensor) -> tuple:
+        """(summed squared error of both passes, of the final pass), over rays and channels."""
+        fine, coarse = (want["rgb"], want["rgb_coarse"]) if isinstance(want, dict) else (want, want)
+        sse_fine = torch.sum((out["rgb"] - fine) ** 2)
+        return (sse_fine + torch.sum((out["rgb_coarse"] - coarse) ** 2) if has_fine else sse_fine), sse_fine
+
+    def block_loss(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(the block's summed loss to differentiate, its summed fine squared error, its summed distillation term)."""
         start, end = spans[k]
         bg = background[start:end] if background.dim() == 2 else background
+        taught = None if teacher is None else teacher.targets(origins[start:end], dirs[start:end], bg, near, far, cfg,
+                                                              training, _same_draws(gens[k]), math)
         out = render_rays(model, origins[start:end], dirs[start:end], bg, near, far, cfg,
                           training=training, generator=gens[k], math=math)
-        sse_fine = torch.sum((out["rgb"] - target[start:end]) ** 2)  # summed over rays and channels
-        sse = sse_fine + torch.sum((out["rgb_coarse"] - target[start:end]) ** 2) if has_fine else sse_fine
-        return sse, sse_fine
+        sse, sse_fine = squared_errors(out, target[start:end])
+        if taught is None:
+            return sse, sse_fine, None
+        distill, _ = squared_errors(out, taught)
+        return sse + teacher.weight * distill, sse_fine, distill
 
-    sums = [(0.0, 0.0)] * len(spans)
+    sums = [(0.0, 0.0, 0.0)] * len(spans)
     if workers <= 1 or len(spans) < 2:
         for k in range(len(spans)):
-            sse, sse_fine = block_loss(k)
-            (sse / (3 * b)).backward()  # this block's share of the batch mean
-            sums[k] = (float(sse.detach()), float(sse_fine.detach()))
+            objective, sse_fine, distill = block_loss(k)
+            (objective / (3 * b)).backward()  # this block's share of the batch mean
+            sums[k] = _figures(objective, sse_fine, distill)
     else:
         _two_threads(model, block_loss, len(spans), 3 * b, sums)
-    return BatchLoss(loss=sum(s for s, _ in sums) / (3 * b), mse_fine=sum(f for _, f in sums) / (3 * b))
+    loss, mse_fine, distill = (sum(column) / (3 * b) for column in zip(*sums))
+    return BatchLoss(loss=loss, mse_fine=mse_fine, distill=distill)
+
+
+def _figures(objective: torch.Tensor, sse_fine: torch.Tensor, distill: torch.Tensor | None) -> tuple[float, float, float]:
+    """A block's sums as floats (its graph is gone after the backward)."""
+    return float(objective.detach()), float(sse_fine.detach()), 0.0 if distill is None else float(distill.detach())
 
 
 def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, sums: list) -> None:
@@ -130,9 +182,9 @@ def _two_threads(model: NerfModel, block_loss, n_blocks: int, denominator: int, 
         for k in range(first, n_blocks, 2):
             if stop.is_set():
                 break
-            sse, sse_fine = block_loss(k)
-            grads = torch.autograd.grad(sse / denominator, params, allow_unused=True)
-            sums[k] = (float(sse.detach()), float(sse_fine.detach()))
+            objective, sse_fine, distill = block_loss(k)
+            grads = torch.autograd.grad(objective / denominator, params, allow_unused=True)
+            sums[k] = _figures(objective, sse_fine, distill)
             total = [_add_(t, g) for t, g in zip(total, grads)]
         return total
 

@@ -7,17 +7,22 @@ uint8 bytes, bit (index & 7) of byte index >> 3 for the cell of flat index (i R 
 the x, y, z cell index (least significant bit first, as `numpy.packbits(bitorder="little")`).
 
 Update rule (nerfacc's `OccGridEstimator`, instant-ngp's density grid; see docs/empty-space.md):
-- before the first `update` (`warmup` is True) every cell is occupied, so rendering starts as dense;
+- warm-up: before the first `update` (`warmup` is True), and after every update at a step <
+  warmup_steps, every cell is occupied, so training starts as dense while the EMA gathers;
 - `update(density_fn, step)` evaluates the density at one uniformly jittered point in each selected
-  cell: every cell while step < warmup_steps, afterwards `fraction` of the cells drawn uniformly
+  cell: every cell while step < warmup_steps (and at the grid's first update), afterwards `fraction` of the cells drawn uniformly
   plus as many of the occupied cells (all of them when there are fewer), each cell once. The draws
   come from a torch generator seeded from (seed, step) (numpy `SeedSequence`), so the same step
   redoes the same update;
 - EMA: density = max(density * decay, new) on the evaluated cells (others keep their value);
-- bits: occupied = density > min(mean density over all cells, sigma_thr), with
+- bits (from step warmup_steps on): occupied = density > sigma_thr, with
   sigma_thr = -ln(1 - threshold) / step_size: `threshold` is the opacity a cell's density would
-  reach over one marching step of `step_size` world units (default: the mean cell edge). The min
-  with the mean (instant-ngp) keeps an untrained, uniformly faint field from being skipped whole.
+  reach over one marching step of `step_size` world units (default: the mean cell edge).
+  nerfacc and instant-ngp threshold at min(mean density, sigma_thr) from the first step instead; on
+  an MLP NeRF the untrained field is a uniform fog near sigma_thr, so that rule skips half of the
+  space at random before anything is learnt (measured on mic: 12.6 dB after 100 iterations against
+  18.1), and afterwards the fog's own mean keeps half of the fog occupied. The warm-up is what
+  protects the untrained field here.
 """
 
 from __future__ import annotations
@@ -151,7 +156,7 @@ class OccupancyGrid:
     def _select(self, step: int, fraction: float, warmup_steps: int, gen: torch.Generator) -> torch.Tensor:
         """Sorted distinct flat indices [n] of the cells evaluated at this step."""
         n_cells = self.n_cells
-        if step < warmup_steps:
+        if step < warmup_steps or self.updates == 0:  # warm-up, and a grid's first update: every cell
             return torch.arange(n_cells)
         n = max(1, math.ceil(fraction * n_cells))
         uniform = torch.randint(n_cells, (n,), generator=gen)
@@ -171,6 +176,7 @@ class OccupancyGrid:
         step_size: float | None = None,
         fraction: float = FRACTION,
         warmup_steps: int = WARMUP_STEPS,
+        dilate: int = 0,
         chunk: int = CHUNK,
     ) -> float:
         """Refresh the density EMA from `density_fn(points [N, 3]) -> sigma [N]` and re-threshold the bits.
@@ -204,10 +210,15 @@ class OccupancyGrid:
         flat = self.density.view(-1)
         index = index.to(self.device)
         flat[index] = torch.maximum(flat[index] * decay, sigma.clamp(min=0.0))
-        sigma_thr = -math.log1p(-threshold) / step_size
-        thr = min(float(self.density.double().mean()), sigma_thr)
-        self.bits = pack_bits(flat > thr)
-        self.warmup = False
+        warming_up = step < warmup_steps
+        if warming_up:
+            self.bits = pack_bits(torch.ones(self.n_cells, dtype=torch.bool, device=self.device))
+        else:
+            occupied = self.density > -math.log1p(-threshold) / step_size  # [R, R, R]
+            if dilate > 0:  # a margin of `dilate` cells around every occupied one (a 3-D max filter)
+                occupied = torch.nn.functional.max_pool3d(occupied[None, None].float(), 2 * dilate + 1, 1, dilate)[0, 0] > 0
+            self.bits = pack_bits(occupied)
+        self.warmup = warming_up
         self.updates += 1
         return self.occupied_fraction
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from nerfprune.field.config import MLPConfig
+from nerfprune.field.density import activate_density
 from nerfprune.field.mlp import NerfModel
 from nerfprune.field.runners import infer_field, run_network
 from nerfprune.occupancy import OccupancyGrid
@@ -28,20 +29,21 @@ MIN_COARSE = 4  # coarse samples of a ray that crosses any occupied space (impor
 def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor,
              ray_index: torch.Tensor, dir_enc: torch.Tensor, chunk: int, math: RenderMath, mlp: MLPConfig,
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Density sigma [n] (ReLU applied) and colour rgb [n, 3] of network `which` at n samples (t [n] on rays ray_index [n])."""
+    """Density sigma [n] (the model's density activation applied) and colour rgb [n, 3] of network `which` at n samples (t [n] on rays ray_index [n])."""
     net = model.network(which)
+    activation = model.field_cfg.density_activation
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
         sigma_raw, rgb = infer_field(net, origins, dirs, t, ray_index, dir_enc, model.field_cfg.pos_frequencies, math,
                                      chunk, mlp)
-        return torch.relu(sigma_raw), rgb
+        return activate_density(sigma_raw, activation), rgb
     points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
     pos_enc = math.positional_encoding(points, model.field_cfg.pos_frequencies)  # [n, P]
     if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
             and torch.is_grad_enabled()):  # training: the hand-written gradient, direction term once per ray
         sigma_raw, rgb = net.forward_rays(pos_enc, dir_enc, ray_index)
-        return torch.relu(sigma_raw[:, 0]), rgb
+        return activate_density(sigma_raw[:, 0], activation), rgb
     sigma_raw, rgb = run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
-    return torch.relu(sigma_raw), rgb
+    return activate_density(sigma_raw, activation), rgb
 
 
 def shade_packed(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Tensor, samples, dir_enc: torch.Tensor,

@@ -20,6 +20,7 @@ import torch
 from nerfprune.config import check_choice, check_fields, check_range
 from nerfprune.errors import ConfigError
 from nerfprune.field.config import MLPConfig
+from nerfprune.field.density import activate_density
 from nerfprune.field.mlp import NerfModel
 from nerfprune.field.runners import infer_field, run_field
 from nerfprune.scene.types import Cameras
@@ -70,18 +71,18 @@ def field_at_samples(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate network `which` at samples t [B, S] of rays (origins, dirs [B, 3]; dir_enc [B, Dd]).
 
-    Returns density sigma [B, S] (ReLU applied) and colour rgb [B, S, 3].
+    Returns density sigma [B, S] (the model's density activation applied) and colour rgb [B, S, 3].
     """
     b, s = t.shape
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
         ray_index = torch.arange(b, device=t.device).repeat_interleave(s)  # [B*S]
         sigma_raw, rgb = infer_field(model.network(which), origins, dirs, t.reshape(-1), ray_index, dir_enc,
                                      model.field_cfg.pos_frequencies, math, cfg.chunk, mlp)
-        return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)
+        return activate_density(sigma_raw, model.field_cfg.density_activation).reshape(b, s), rgb.reshape(b, s, 3)
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
     pos_enc = math.positional_encoding(points.reshape(-1, 3), model.field_cfg.pos_frequencies)  # [B*S, P]
     sigma_raw, rgb = run_field(model.network(which), pos_enc, dir_enc, s, cfg.chunk, mlp)
-    return torch.relu(sigma_raw).reshape(b, s), rgb.reshape(b, s, 3)
+    return activate_density(sigma_raw, model.field_cfg.density_activation).reshape(b, s), rgb.reshape(b, s, 3)
 
 
 def _shade(

@@ -1,301 +1,239 @@
-"""The study's report: `report.md` with tables, PNG plots and a reading of the profile.
+"""The study's report: `report.md` and a self-contained `report.html` with the same content.
 
-Every number in the report comes from the results dict `nerfprune.study` returns
-(itself read back from the cells' JSON files); the only constants are the 2022
-study's reported figures, cited as such. The paragraph explaining the render
-times is generated from the profile numbers, so it says what they show.
+Every number comes from the results dict `study.collect` assembles from the finished cells; the
+only constants are the 2022 study's reported figures, cited as such (`report_data.STUDY_2022`).
+The sentences answering the study's questions are generated from those numbers
+(`report_text.py`), the plots drawn from them (`plots.py`). Cells that have not finished appear as
+"pending" (with what they wait for), so the report can be assembled at any point of a run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nerfprune.config import atomic_write_bytes
+from nerfprune.experiments.plots import write_plots
 from nerfprune.experiments.profile import stage_sort_key
+from nerfprune.experiments.report_data import (STUDY_2022, dense_group, first_seed, grid_of, group_cells, groups,
+                                               model_cell, profile_models, pruned_group, stat, timing, top)
+from nerfprune.experiments.report_doc import Doc
+from nerfprune.experiments.report_text import answers, explain_profile
 
-# The 2022 study as reported: small NeRF (2x128), 106 Lego views at 100x100, single timings on a shared machine.
-STUDY_2022 = {
-    "setting": "small NeRF 2x128, 106 Lego views at 100x100, 95 % global magnitude pruning + equal fine-tuning",
-    "psnr": {"dense": 24.5, "pruned": 26.2},  # dB
-    "render_s": {"dense": 2.06, "pruned": 2.50},  # seconds per view, one timing each
-}
-PLOTS = ("psnr_vs_iterations", "psnr_vs_sparsity", "render_time_vs_sparsity", "profile_breakdown")
+PENDING = "pending"
 
 
 def fmt_time(t: dict) -> str:
-    """'median ± half-IQR s (n=repeats)' for a timing dict."""
-    if "median_s" not in t:
-        return "n/a"
-    return f"{t['median_s']:.4f} ± {(t['q75_s'] - t['q25_s']) / 2:.4f} s (n={t['repeats']})"
+    """'median s (IQR q25-q75, n=repeats)' for a timing dict."""
+    return f"{t['median_s']:.4f} s (IQR {t['q25_s']:.4f}-{t['q75_s']:.4f}, n={t['repeats']})"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def label(info: dict) -> str:
+    if "recipe" not in info:
+        return "dense"
+    kind = "sweep, global" if info.get("sweep") else f"pruned {info['recipe']}"
+    rounds = f", {info['rounds']} rounds" if info.get("rounds", 1) > 1 else ""
+    return f"{kind} {info['target_sparsity']:.0%}{rounds}"
 
 
-def _label(cell: dict) -> str:
-    return "dense" if cell["kind"] == "dense" else f"pruned {cell['sparsity']:.0%} ({cell['method']})"
+def setting(results: dict) -> list[str]:
+    cfg, scene, machine, tcfg = results["config"], results["scene"], results["machine"], results["config"]["train"]
+    render = tcfg["render"]
+    val_total = scene["splits"].get("val", 0)
+    val_views = cfg["val_views"] or val_total
+    dense_lengths = sorted({info["total_iterations"] for _, info in groups(results) if "recipe" not in info})
+    recipes = "; ".join(f"`{r['name']}`: method {r['method']}" + (f", {r['overrides']}" if r["overrides"] else "")
+                        for r in cfg["recipes"])
+    seeded = grid_of(results)[: cfg["seeded_points"]]
+    run = results.get("run", {})
+    return [
+        f"Scene `{scene['source']}` at {scene['width']}x{scene['height']} (factor {cfg['factor']} x resolution "
+        f"divisor {results['resolution_divisor']}); splits {scene['splits']}.",
+        f"Network preset `{tcfg['model']['preset']}`, {render['n_coarse']} + {render['n_fine']} samples per ray, batch "
+        f"{tcfg['batch_size']} rays, lr {tcfg['lr']} decaying x{tcfg['lr_decay']} over {tcfg['lr_decay_steps']} steps, "
+        f"occupancy grid {'on' if tcfg['occupancy']['enabled'] else 'off'}.",
+        f"Scale {cfg['scale']}: pre-training N = {grid_of(results)} (the study's {list(cfg['iterations'])} x {cfg['scale']}); "
+        f"dense models at {dense_lengths} (N and the pruned totals: the equal-budget controls); pruned to "
+        f"{cfg['sparsity']:.0%} and fine-tuned N iterations in all; recipes {recipes}.",
+        f"Seeds {list(cfg['seeds'])} at N = {seeded} (dense N, pruned N + N, dense 2N), seed {cfg['seeds'][0]} "
+        f"elsewhere; a ± is the sample standard deviation over seeds.",
+        f"Quality: PSNR / SSIM / L2 on {'all ' + str(val_total) if val_views >= val_total else f'the first {val_views} of the {val_total}'} "
+        f"val views (a fixed subset, the same for every cell) and the first {cfg['train_views'] or 'all'} train views.",
+        f"Render time: one val view, each inference path of a model interleaved with its dense parent, median and "
+        f"interquartile range of {cfg['timing_repeats']} renders after a warm-up; every model on the same renderer "
+        f"(backend {render['backend']}, rounds of {render['round_samples']} samples, early stop at transmittance < "
+        f"{render['early_stop_eps']}) and machine, with no other cell running.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} "
+        f"threads in the driver), Taichi {machine['taichi']} on {machine['taichi_arch']}; cells run by engine "
+        f"`{run.get('engine', 'local')}` with {run.get('workers', 1)} worker(s).",
+    ]
 
 
-def _main_time(cell: dict) -> dict:
-    """The render time the study's table means: dense model, or the masked (torch prune) pruned model."""
-    return cell["timing"]["dense" if cell["kind"] == "dense" else "masked"]
-
-
-def quality_table(results: dict) -> str:
-    header = ["model", "iterations", "L2 train avg", "L2 train median", "L2 val avg", "L2 val median",
-              "PSNR train avg", "PSNR train median", "PSNR val avg", "PSNR val median", "render time"]
+def status_rows(results: dict) -> list[list[str]]:
     rows = []
-    grid_cells = [c for n, c in results["cells"].items() if n.startswith(("dense-", "pruned-"))]
-    for c in sorted(grid_cells, key=lambda c: (c["iterations"], c["kind"] != "dense", c["method"] or "")):
-        rows.append([_label(c), str(c["iterations"]),
-                     *(f"{c[s]['l2'][a]:.5f}" for s in ("train", "val") for a in ("mean", "median")),
-                     *(f"{c[s]['psnr'][a]:.2f}" for s in ("train", "val") for a in ("mean", "median")),
-                     fmt_time(_main_time(c))])
-    return _table(header, rows)
+    for name, status in results["status"].items():
+        if status != "done":
+            deps = [d for d in results["plan"][name]["deps"] if results["status"][d] != "done"]
+            rows.append([name, status, ", ".join(deps) or "-"])
+    return rows
 
 
-def variants_table(results: dict) -> str:
-    cells = results["cells"]
-    header = ["model", "iterations", "inference path", "render time", "x dense", "PSNR of timed view"]
+def _psnr(results: dict, group: str) -> str:
+    s = stat(results, group)
+    return s.fmt(unit=" dB") if s is not None else PENDING
+
+
+def side_by_side(results: dict) -> list[list[str]]:
+    """The 2022 table's rows beside ours, by total budget (pruned k + k next to dense 2k); rows of the 2022 table
+    this grid lacks, and ours it lacks, say so."""
+    cfg = results["config"]
+    ks = sorted(set(cfg["iterations"]) | set(STUDY_2022["pruned_psnr"]))
+    ours = {k: max(1, round(k * cfg["scale"])) for k in cfg["iterations"]}
+    planned = {g for g, _ in groups(results)}
+
+    def our(group: str, schedule: str) -> list[str]:
+        return [schedule, _psnr(results, group)] if group in planned else ["-", "not in this grid"]
+
+    def reported(value: float | None, k: int) -> str:
+        return f"{value:.2f}" if value is not None else "not reported" if k in STUDY_2022["pruned_psnr"] else "not run"
+
     rows = []
-    for name, c in cells.items():
-        if c.get("kind") != "pruned" or not name.startswith("pruned-"):
+    for k in ks:
+        n = ours.get(k, max(1, round(k * cfg["scale"])))
+        rows.append((k, 1, ["dense", f"{k}", reported(STUDY_2022["dense_psnr"].get(k), k),
+                            *our(dense_group(n), f"{n}")]))
+        rows.append((2 * k, 0, ["pruned 95 % global + fine-tuned", f"{k} + {k}",
+                                reported(STUDY_2022["pruned_psnr"].get(k), k), *our(pruned_group("global", n), f"{n} + {n}")]))
+        if 2 * k not in ks:
+            rows.append((2 * k, 1, ["dense (equal-budget control)", f"{2 * k}", reported(STUDY_2022["dense_psnr"].get(2 * k), 2 * k),
+                                    *our(dense_group(2 * n), f"{2 * n}")]))
+    return [r for _, _, r in sorted(rows, key=lambda r: (r[0], r[1]))]
+
+
+def render_2022_rows(results: dict) -> list[list[str]]:
+    name = model_cell(pruned_group("global", top(results)), first_seed(results))
+    t = timing(results, name) or {}
+    r22 = STUDY_2022["render_s"]
+    ours = lambda path: fmt_time(t[path]) if path in t else PENDING  # noqa: E731
+    return [["dense", f"{r22['dense']:.2f} s", ours("dense")],
+            ["pruned 95 %, masked (the 2022 way)", f"{r22['pruned']:.2f} s", ours("masked")],
+            ["pruned 95 %, compacted", "-", ours("compacted")]]
+
+
+def quality_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for group, info in groups(results):
+        n, total = info["iterations"], info["total_iterations"]
+        done, _ = group_cells(results, group)
+        pre, fine = (f"{n}", f"{total - n}") if "recipe" in info else (f"{n}", "0")
+        cells = [label(info), pre, fine, f"{total}"]
+        if not done:
+            rows.append(cells + [PENDING] * 6)
             continue
-        dense = cells[f"dense-{c['iterations']}"]["timing"]["dense"]
-        rows.append([_label(c), str(c["iterations"]), "dense (unpruned)", fmt_time(dense), "1.00", f"{dense['psnr']:.2f}"])
-        for variant in results["config"]["variants"]:
-            t = c["timing"][variant]
-            if "median_s" not in t:
-                rows.append([_label(c), str(c["iterations"]), variant, "unavailable", "", ""])
-                continue
-            rows.append([_label(c), str(c["iterations"]), variant, fmt_time(t),
-                         f"{t['median_s'] / dense['median_s']:.2f}", f"{t['psnr']:.2f}"])
-    return _table(header, rows)
+        val, train = stat(results, group), stat(results, group, "train")
+        ssim, l2 = stat(results, group, "val", "ssim"), stat(results, group, "val", "l2")
+        sparsity = sum(c["sparsity"] for c in done) / len(done)
+        rows.append(cells + [val.fmt(), train.fmt(), ssim.fmt(4), l2.fmt(5), f"{sparsity:.3f}", f"{len(done)}"])
+    return rows
 
 
-def sweep_points(results: dict) -> list[dict]:
-    """Cells at the smallest grid point, global method, by sparsity (the dense model is sparsity 0)."""
-    cells = results["cells"]
-    k0 = min(results["grid"])
-    points = [cells[f"dense-{k0}"], cells[f"pruned-global-{k0}"]]
-    points += [c for n, c in cells.items() if n.startswith("sweep-")]
-    return sorted(points, key=lambda c: c["sparsity"])
-
-
-def sweep_table(results: dict) -> str:
-    variants = [v for v in results["config"]["variants"]]
-    header = ["sparsity", "PSNR val avg", "PSNR train avg"] + [f"{v} render" for v in variants]
+def timing_rows(results: dict) -> list[list[str]]:
     rows = []
-    for c in sweep_points(results):
-        times = [fmt_time(c["timing"].get("dense" if c["kind"] == "dense" else v, {})) for v in variants]
-        rows.append([f"{c['sparsity']:.3f}", f"{c['val']['psnr']['mean']:.2f}", f"{c['train']['psnr']['mean']:.2f}", *times])
-    return _table(header, rows)
+    for name, plan in results["plan"].items():
+        if plan["kind"] != "time":
+            continue
+        model = name.removeprefix("time-")
+        info = results["plan"][model]["info"]
+        what = f"{label(info)}, {info['iterations']}" + (f" + {info['total_iterations'] - info['iterations']}"
+                                                         if "recipe" in info else "")
+        cell = results["cells"].get(name)
+        if cell is None:
+            rows.append([what, "-", PENDING, "", "", ""])
+            continue
+        dense = cell["paths"]["dense"]["median_s"]
+        for path in path_order(cell):
+            t = cell["paths"][path]
+            sparsity = "0" if path == "dense" else f"{cell['sparsity']:.3f}"
+            rows.append([what, sparsity, path, fmt_time(t), f"{t['median_s'] / dense:.2f}", f"{t['psnr']:.2f}"])
+        for path, why in cell.get("unavailable", {}).items():
+            rows.append([what, f"{cell['sparsity']:.3f}", path, f"unavailable ({why})", "", ""])
+    return rows
 
 
-PROFILE_MODELS = ("dense", "masked", "baked", "compacted", "compacted (structured)")
+def path_order(cell: dict) -> list[str]:
+    """A timing cell's paths: dense first, then the variants in the study's order (JSON keeps them sorted)."""
+    return [p for p in ["dense", *cell["spec"]["variants"]] if p in cell["paths"]]
 
 
-def profile_models(profile: dict) -> list[str]:
-    return [m for m in PROFILE_MODELS if m in profile["stages"]]
-
-
-def profile_table(profile: dict) -> str:
+def profile_rows(profile: dict) -> tuple[list[str], list[list[str]]]:
     models = profile_models(profile)
     stages = sorted({s for m in models for s in profile["stages"][m]}, key=stage_sort_key)
-    rows = [[s] + [f"{profile['stages'][m].get(s, 0.0) * 1e3:.2f}" for m in models] for s in stages]
-    return _table(["stage (ms, median)"] + models, rows)
+    return (["stage (ms, median)"] + models,
+            [[s] + [f"{profile['stages'][m].get(s, 0.0) * 1e3:.2f}" for m in models] for s in stages])
 
 
-def _layers(stages: dict) -> float:
-    return sum(v for k, v in stages.items() if k.startswith("layer "))
-
-
-def explain_profile(profile: dict) -> str:
-    """One paragraph reading the profile numbers: is pruning slower, and which stage says why."""
-    st = profile["stages"]
-    d, m = st["dense"], st["masked"]
-    diff = m["total"] - d["total"]
-    rel = diff / d["total"]
-    mask = m.get("mask multiply", 0.0)
-    ld, lm = _layers(d), _layers(m)
-    mlp_share = (ld + d.get("mlp glue", 0.0)) / d["total"]
-    text = [f"Rendering val view {profile.get('view', '?')}, the masked model (torch.nn.utils.prune, the 2022 study's way) "
-            f"took {m['total'] * 1e3:.1f} ms against {d['total'] * 1e3:.1f} ms dense ({rel:+.0%})."]
-    if rel > 0.02:
-        share = f", {mask / diff:.0%} of the difference" if diff > 0 else ""
-        text.append(f"So pruning this way does slow rendering, and the profile says where: the mask multiply "
-                    f"(the pre-hook that recomputes weight = weight_orig x mask before every layer call, once per chunk "
-                    f"of points) costs {mask * 1e3:.1f} ms{share}.")
+def build(results: dict, out: Path) -> Doc:
+    """The report as blocks (Markdown and HTML render the same)."""
+    cfg = results["config"]
+    plots = write_plots(results, out)
+    doc = Doc()
+    doc.heading(1, f"nerfprune study: {results['scene']['source']}")
+    done = sum(s == "done" for s in results["status"].values())
+    doc.heading(2, "Status")
+    doc.para(f"{done} of {len(results['status'])} cells finished ({len(results['ran_this_time'])} computed by the "
+             f"run that wrote this report)." + ("" if done < len(results["status"]) else " The grid is complete."))
+    rows = status_rows(results)
+    if rows:
+        doc.table(["cell", "status", "waits for"], rows)
+    doc.heading(2, "Answers")
+    doc.bullets(answers(results))
+    doc.heading(2, "Setting")
+    doc.bullets(setting(results))
+    doc.heading(2, "The 2022 table beside ours")
+    doc.para(f"2022 figures as reported ({STUDY_2022['setting']}); ours at {cfg['scale']} of its schedule, val PSNR "
+             f"mean ± sd over seeds. Rows by total iterations: each pruned row is followed by the dense model with the "
+             f"same total (the equal-budget control).")
+    doc.table(["model", "2022 schedule", "2022 PSNR (dB)", "our schedule", "our PSNR val"], side_by_side(results))
+    doc.table(["render time per view", "2022 (one timing)", f"ours ({top(results)} + {top(results)}, median, IQR)"],
+              render_2022_rows(results))
+    doc.heading(2, "Quality of every model")
+    doc.table(["model", "pre-training", "fine-tuning", "total", "PSNR val (dB)", "PSNR train (dB)", "SSIM val", "L2 val",
+               "sparsity", "seeds done"], quality_rows(results))
+    doc.heading(2, "Render time of every model")
+    doc.para("Each pruned model's inference paths are timed interleaved with its dense parent (x dense is that ratio); "
+             "the PSNR is that of the timed view on that path.")
+    doc.table(["model", "sparsity", "path", "render time", "x dense", "PSNR timed view"], timing_rows(results))
+    doc.heading(2, "Where the time goes: per-stage profile")
+    profile = results["cells"].get("profile")
+    if profile is None:
+        doc.para(f"{PENDING}: the profile runs after the largest models, alone.")
     else:
-        text.append(f"Here the masked model is not slower by more than 2 %: the mask multiply costs {mask * 1e3:.1f} ms, "
-                    f"{mask / m['total']:.1%} of the render.")
-    ratio = lm / max(ld, 1e-12)
-    same = "the same work, as expected" if 0.9 <= ratio <= 1.1 else "a difference this profile attributes to noise or caching, not to fewer operations"
-    text.append(f"The layer products themselves take {lm * 1e3:.1f} ms masked vs {ld * 1e3:.1f} ms dense (x{ratio:.2f}), "
-                f"{same}: a masked weight is still a full dense matrix, so its {profile.get('sparsity', 0.95):.0%} zeros "
-                f"are multiplied like any other numbers.")
-    text.append(f"The MLP is {mlp_share:.0%} of the dense render; ray generation, sampling, positional encoding "
-                f"({d.get('positional encoding', 0.0) * 1e3:.1f} ms) and compositing ({d.get('compositing', 0.0) * 1e3:.1f} ms) "
-                f"are untouched by pruning and bound what any pruning can gain.")
-    tail = [f"baked masks (no multiply): {st['baked']['total'] * 1e3:.1f} ms",
-            f"compacted after global pruning: {st['compacted']['total'] * 1e3:.1f} ms "
-            f"(layers {_layers(st['compacted']) * 1e3:.1f} ms)"]
-    if "compacted (structured)" in st:
-        cs = st["compacted (structured)"]
-        tail.append(f"compacted after structured pruning: {cs['total'] * 1e3:.1f} ms (layers {_layers(cs) * 1e3:.1f} ms, "
-                    f"x{cs['total'] / d['total']:.2f} of dense)")
-    text.append("For comparison, " + "; ".join(tail) + ".")
-    text.append("Hooks add a little overhead to every stage, so these totals sit slightly above the plain timings in the tables.")
-    return " ".join(text)
-
-
-def study_table(results: dict) -> str:
-    cells = results["cells"]
-    kmax = max(results["grid"])
-    dense, pruned = cells[f"dense-{kmax}"], cells[f"pruned-global-{kmax}"]
-    rows = [["dense", f"{STUDY_2022['psnr']['dense']:.1f}", f"{STUDY_2022['render_s']['dense']:.2f} s (1 run)",
-             f"{dense['val']['psnr']['mean']:.2f}", fmt_time(_main_time(dense))],
-            ["pruned 95 % + fine-tuned", f"{STUDY_2022['psnr']['pruned']:.1f}", f"{STUDY_2022['render_s']['pruned']:.2f} s (1 run)",
-             f"{pruned['val']['psnr']['mean']:.2f}", fmt_time(_main_time(pruned))]]
-    return _table(["model", "2022 PSNR (reported)", "2022 render (reported)", f"ours PSNR val avg ({kmax} it)",
-                   "ours render (masked)"], rows)
-
-
-def write_plots(results: dict, out: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cells = results["cells"]
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    paths = {name: plots / f"{name}.png" for name in PLOTS}
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, prefix in [("dense", "dense-")] + [(f"pruned ({m})", f"pruned-{m}-") for m in results["config"]["methods"]]:
-        pts = sorted((c["iterations"], c["val"]["psnr"]["mean"], c["train"]["psnr"]["mean"]) for n, c in cells.items() if n.startswith(prefix))
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{label} val")
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], "x--", color=line.get_color(), alpha=0.6, label=f"{label} train")
-    ax.set(xlabel="iterations (dense training = fine-tuning)", ylabel="PSNR (dB)", title="PSNR vs iterations")
-    ax.legend(fontsize=7)
-    _save(fig, paths["psnr_vs_iterations"])
-
-    sweep = sweep_points(results)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([c["sparsity"] for c in sweep], [c["val"]["psnr"]["mean"] for c in sweep], "o-", label="val")
-    ax.plot([c["sparsity"] for c in sweep], [c["train"]["psnr"]["mean"] for c in sweep], "x--", label="train")
-    ax.set(xlabel="sparsity (global magnitude)", ylabel="PSNR (dB)", title=f"PSNR vs sparsity ({min(results['grid'])} it)")
-    ax.legend(fontsize=7)
-    _save(fig, paths["psnr_vs_sparsity"])
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for v in results["config"]["variants"]:
-        pts = [(c["sparsity"], c["timing"].get("dense" if c["kind"] == "dense" else v, {})) for c in sweep]
-        pts = [(s, t) for s, t in pts if "median_s" in t]
-        if pts:
-            ax.errorbar([s for s, _ in pts], [t["median_s"] for _, t in pts],
-                        yerr=[[t["median_s"] - t["q25_s"] for _, t in pts], [t["q75_s"] - t["median_s"] for _, t in pts]],
-                        fmt="o-", capsize=3, label=v)
-    ax.set(xlabel="sparsity (0 = dense)", ylabel="render time per view (s)", title="Render time vs sparsity")
-    ax.legend(fontsize=7)
-    _save(fig, paths["render_time_vs_sparsity"])
-
-    models = profile_models(cells["profile"])
-    profile = cells["profile"]["stages"]
-    stages = sorted({s for m in models for s in profile[m]} - {"total"}, key=stage_sort_key)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bottom = [0.0] * len(models)
-    cmap = plt.get_cmap("tab20")
-    for i, s in enumerate(stages):
-        vals = [profile[m].get(s, 0.0) * 1e3 for m in models]
-        ax.bar(models, vals, bottom=bottom, label=s, color=cmap(i % 20))
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set(ylabel="ms per view (median per stage)", title="Where the render time goes")
-    ax.tick_params(axis="x", labelsize=7, labelrotation=20)
-    ax.legend(fontsize=6, bbox_to_anchor=(1.01, 1), loc="upper left")
-    _save(fig, paths["profile_breakdown"])
-    return paths
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+        doc.table(*profile_rows(profile))
+        doc.para(explain_profile(profile, cfg["sparsity"]))
+    doc.heading(2, "Plots")
+    for name, path in plots.items():
+        doc.image(name.replace("_", " "), path.relative_to(out).as_posix())
+    if not plots:
+        doc.para(f"{PENDING}: no plot has its cells yet.")
+    images = sorted((out / "images").glob("*/*.png"))
+    if images:
+        doc.heading(2, "Rendered | ground truth | error (x4)")
+        for p in images:
+            doc.image(f"{p.parent.name} {p.stem}", p.relative_to(out).as_posix())
+    doc.heading(2, "Reproduce")
+    doc.bullets([
+        f"This run: `nerfprune study --config {out}/study_config.json --out {out}` (finished cells are kept; "
+        f"add `--workers N` for N local processes or `--engine submitit` for SLURM; `results.json` holds every number).",
+        f"The full schedule: `nerfprune study --scene {cfg['scene']} --factor {cfg['factor']} --scale 1 --workers N "
+        f"--out outputs/study-full` (docs/study.md: cost and engines).",
+    ])
+    return doc
 
 
 def write_report(results: dict, out_dir: str | Path) -> Path:
-    """Write `report.md` and the plots into `out_dir`; returns the report's path."""
+    """Write `report.md`, `report.html` and the plots into `out_dir`; returns report.md's path."""
     out = Path(out_dir)
-    cfg, scene, machine = results["config"], results["scene"], results["machine"]
-    tcfg = results["train_config"]
-    plots = write_plots(results, out)
-    profile = results["cells"]["profile"]
-    profile = {**profile, "sparsity": cfg["sparsity"]}
-    images = sorted((out / "images").glob("*/*.png"))
-    lines = [
-        f"# nerfprune study: {scene['source']}",
-        "",
-        "## Setting",
-        "",
-        f"- Scene `{scene['source']}` at {scene['width']}x{scene['height']} (factor {cfg['factor']} x resolution divisor "
-        f"{results['resolution_divisor']}); splits {scene['splits']}.",
-        f"- Network preset `{tcfg['model']['preset']}`, {tcfg['render']['n_coarse']}+{tcfg['render']['n_fine']} samples per ray, "
-        f"batch {tcfg['batch_size']} rays, lr {tcfg['lr']} decaying x0.1 over {tcfg['lr_decay_steps']} steps, seed {tcfg['seed']}.",
-        f"- Scale {cfg['scale']}: iteration grid {results['grid']} (the study's {list(cfg['iterations'])} x {cfg['scale']}); "
-        f"pruned to {cfg['sparsity']:.0%} and fine-tuned as many iterations again; methods {list(cfg['methods'])}.",
-        f"- Quality on the first {cfg['train_views']} train and {cfg['val_views']} val views (not every view: on 2 CPU cores "
-        f"evaluating ~100 views per cell would take longer than the training); render time of val view "
-        f"{profile['view']} as median ± half the interquartile range over {cfg['timing_repeats']} repeats after a warm-up.",
-        f"- Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
-        f"Taichi {machine['taichi']} on {machine['taichi_arch']}.",
-        "",
-        "## The 2022 study beside ours",
-        "",
-        f"2022 figures as reported ({STUDY_2022['setting']}; single timings on a noisy machine). Ours at the largest grid point.",
-        "",
-        study_table(results),
-        "",
-        "## Dense vs pruned (ours)",
-        "",
-        "Render time: dense model, or the pruned model run the study's way (masked).",
-        "",
-        quality_table(results),
-        "",
-        "## Inference paths of each pruned model",
-        "",
-        variants_table(results),
-        "",
-        f"## Sparsity sweep ({min(results['grid'])} iterations, global magnitude)",
-        "",
-        sweep_table(results),
-        "",
-        "## Where the time goes: per-stage profile",
-        "",
-        profile_table(profile),
-        "",
-        explain_profile(profile),
-        "",
-        "## Plots",
-        "",
-        *[f"![{name}](plots/{p.name})" for name, p in plots.items()],
-        "",
-        "## Rendered | ground truth | error (x4)",
-        "",
-        *[f"![{p.parent.name} {p.stem}]({p.relative_to(out).as_posix()})" for p in images],
-        "",
-        "## Reproduce",
-        "",
-        f"`nerfprune study --scene {cfg['scene']} --factor {cfg['factor']} --scale {cfg['scale']} --out {out}` "
-        "(finished cells are skipped; `results.json` holds every number, config and the machine).",
-        "",
-    ]
+    doc = build(results, out)
     path = out / "report.md"
-    from nerfprune.config import atomic_write_bytes
-
-    atomic_write_bytes(path, "\n".join(lines).encode())
+    atomic_write_bytes(path, doc.markdown().encode())
+    atomic_write_bytes(out / "report.html", doc.html(out, f"nerfprune study: {results['scene']['source']}").encode())
     return path

@@ -21,15 +21,23 @@ def encoded_width(n_frequencies: int, dims: int = 3) -> int:
     return dims * (1 + 2 * n_frequencies)
 
 
+DENSITY_ACTIVATIONS = {  # implemented in nerfprune.field.density (kept here: reading configs loads no torch)
+    "relu": "max(raw, 0), the original NeRF and the 2022 study (a head negative everywhere gets no gradient)",
+    "softplus": "softplus(raw - 1), as mip-NeRF: positive, gradient everywhere",
+    "trunc_exp": "exp(raw) with the gradient clamped to exp(+-15), as instant-ngp",
+}
+
+
 @dataclass
 class FieldConfig:
-    """Size of one NeRF MLP."""
+    """Size of one NeRF MLP, and how its raw density output becomes a density (`nerfprune.field.density`)."""
 
     depth: int = 8  # number of ReLU layers on the encoded position
     width: int = 256  # units per layer
     skips: tuple[int, ...] = (4,)  # layer indices after which the encoded position is concatenated again
     pos_frequencies: int = 10  # positional-encoding frequencies for positions (input included)
     dir_frequencies: int = 4  # positional-encoding frequencies for view directions
+    density_activation: str = "relu"  # raw density -> density: "relu", "softplus" or "trunc_exp" (DENSITY_ACTIVATIONS)
 
     @property
     def pos_features(self) -> int:
@@ -59,11 +67,13 @@ class NerfModelConfig:
     depth: int | None = None  # override the preset's depth
     width: int | None = None  # override the preset's width
     fine: bool = True  # train a separate fine network for the importance samples
+    density_activation: str = "relu"  # how the density head's raw output becomes a density (nerfprune.field.density)
 
     def validate(self) -> None:
         """Types, the preset, and sizes bounded (docs/validation.md) so no config asks for absurd memory."""
         check_fields(self)
         check_choice("preset", self.preset, PRESETS, "network preset")
+        check_choice("density_activation", self.density_activation, DENSITY_ACTIVATIONS, "density activation")
         if self.depth is not None:
             check_range("depth", self.depth, 1, MAX_DEPTH)
         if self.width is not None:
@@ -83,6 +93,7 @@ class NerfModelConfig:
             cfg.skips = tuple(s for s in cfg.skips if s < self.depth - 1)
         if self.width is not None:
             cfg.width = self.width
+        cfg.density_activation = self.density_activation
         if cfg.depth < 1 or cfg.width < 2:
             raise ConfigError(f"network depth must be >= 1 and width >= 2, got depth={cfg.depth}, width={cfg.width}")
         return cfg

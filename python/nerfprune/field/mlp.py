@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nerfprune.field.config import FieldConfig, MLPConfig
+from nerfprune.field.density import activate_density
 from nerfprune.field.topology import Topology, nerf_topology
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
@@ -121,7 +122,8 @@ class NerfModel(nn.Module):
         """
         pos_enc = encode(points, self.field_cfg.pos_frequencies)  # [N, P]
         dir_enc = pos_enc.new_zeros(points.shape[0], self.field_cfg.dir_features)  # [N, Dd]
-        sigma = [torch.relu(net(pos_enc, dir_enc)[0][:, 0]) for net in self.networks().values()]
+        activation = self.field_cfg.density_activation
+        sigma = [activate_density(net(pos_enc, dir_enc)[0][:, 0], activation) for net in self.networks().values()]
         return torch.stack(sigma).amax(dim=0)
 
     def networks(self) -> dict[str, nn.Module]:

@@ -8,7 +8,7 @@ topological order. Parameters of layer `name` are `<name>.weight` `[out, in]` an
 
 `nerf_topology` builds the NeRF MLP of Mildenhall et al. (2020): a trunk `pts.*`
 with skip connections re-reading the encoded position, a density head `sigma`
-(raw, the renderer applies ReLU), a `feature` layer, a view-dependent layer
+(raw; the renderer applies the density activation, `field.density`), a `feature` layer, a view-dependent layer
 `views.0` reading `[feature, encoded direction]`, and the colour head `rgb` (sigmoid).
 It is the one statement of that layout: `NerfMLP` builds its layers from it, the
 hand-written training backward and the profiler address layers by its names, and

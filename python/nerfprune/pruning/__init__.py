@@ -2,6 +2,7 @@
 
 - `masks`: mask selection and statistics (the bookkeeping runs in Rust, `nerfprune._native`);
 - `methods`: the registry of pruning methods (`METHODS`); `structured`: whole-neuron masks;
+- `importance`: neuron scores from training rays (activation statistics, first-order Taylor);
 - `lottery`: pruning rounds with re-training (`PruneConfig`, `run_pruning`);
 - `compact`: a pruned MLP turned into a smaller dense one;
 - `variants`: the registry of inference variants of a pruned model (`VARIANTS`).

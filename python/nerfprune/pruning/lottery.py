@@ -5,9 +5,18 @@ control, or whole neurons for structured pruning), drop a fraction of them,
 reset the survivors to a rewind point, and re-train with the mask held fixed.
 Rewind points: "finetune" — the pre-trained weights (what the 2022 study did);
 "late" — the weights at iteration k of pre-training (late rewinding, Frankle et
-al. 2020); "init" — the initial weights (the original hypothesis). Initial and
-early weights are not stored: training is deterministic for a seed, so they are
-re-created exactly (a snapshot file is used when the parent run saved one).
+al. 2020); "init" — the initial weights (the original hypothesis); "continue" —
+no rewind: each round fine-tunes the previous round's weights (gradual pruning,
+Zhu & Gupta 2017, with `schedule="cubic"`). Initial and early weights are not
+stored: training is deterministic for a seed, so they are re-created exactly (a
+snapshot file is used when the parent run saved one).
+
+Structured rounds can rank neurons by statistics of training rays
+(`importance`: "activation", "taylor"); they are gathered from the model the
+round prunes (`pruning/importance.py`), on batches that differ from round to round.
+With `distill` > 0 the re-training also pulls the pruned model's rendered colours
+towards the dense parent's (`nerfprune.loss.Teacher`), as KiloNeRF distils its
+tiny networks from a trained NeRF.
 
 Every round writes `round-<r>/` (training checkpoint with masks, log, config)
 and `round-<r>/round.json` (sparsity, overlap with the previous round, dead
@@ -20,6 +29,7 @@ simply recomputes them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -32,6 +42,8 @@ from nerfprune.checkpoint import Checkpoint
 from nerfprune.errors import CheckpointError, ConfigError, SceneError
 from nerfprune.evaluation import EvalConfig, evaluate_views
 from nerfprune.field.mlp import NerfModel
+from nerfprune.pruning.importance import IMPORTANCE, gather_importance
+from nerfprune.loss import Teacher
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
@@ -44,6 +56,15 @@ REWINDS = {
     "finetune": "the pre-trained weights (what the 2022 study did)",
     "late": "the weights at --rewind-iteration of pre-training (late rewinding)",
     "init": "the initial weights (the original lottery-ticket hypothesis)",
+    "continue": "no rewind: each round fine-tunes the previous round's weights (gradual pruning; round 1 the pre-trained)",
+}
+SCHEDULES = {
+    "geometric": "after round r of n: 1 - (1 - s)^(r/n), every round removes the same share of the live weights",
+    "cubic": "after round r of n: s (1 - (1 - r/n)^3) (Zhu & Gupta 2017): much early, little late",
+}
+
+DISTILL_TARGETS = {
+    "rays": "the dense parent's rendered colours (coarse and fine) of the same training rays, same sample jitter",
 }
 
 
@@ -52,14 +73,20 @@ class PruneConfig:
     """How to prune and re-train."""
 
     sparsity: float = 0.95  # target fraction of the prunable weights removed after the last round
-    rounds: int = 1  # 1: one-shot; n > 1: each round removes p = 1 - (1 - sparsity)^(1/n) of the remaining weights
+    rounds: int = 1  # 1: one-shot; n > 1: iterative, the sparsity after each round follows `schedule`
     method: str = "global"  # how weights are chosen: "global" | "layerwise" magnitude, "random" (control), "structured" (whole neurons)
-    rewind: str = "finetune"  # survivors restart from: "finetune" (pre-trained), "late" (iteration k), "init"
+    rewind: str = "finetune"  # survivors restart from: "finetune" (pre-trained), "late" (iteration k), "init", "continue" (the previous round's weights)
     rewind_iteration: int = 100  # k for late rewinding
     retrain_iterations: int = 0  # re-training iterations per round (0: as many as the pre-training had)
     prune_heads: bool = False  # also prune the output heads (sigma, rgb)
     seed: int = 0  # seed of the random-mask control
     eval_views: int = 2  # validation views evaluated after each round (0: none)
+    importance: str = "magnitude"  # how structured pruning scores a neuron: "magnitude", or from training rays "activation", "taylor"
+    importance_batches: int = 4  # training-ray batches (of the parent's batch size) that activation / taylor scores are gathered on, per round
+    min_neurons: int = 2  # structured: neurons every hidden layer keeps, and neurons kept for each output head (the heads' floor)
+    schedule: str = "geometric"  # the target sparsity after each round: "geometric" or "cubic" (gradual pruning)
+    distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
+    distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
 
     def validate(self) -> None:
         """Types and ranges of every field (bounds: docs/validation.md)."""
@@ -72,10 +99,22 @@ class PruneConfig:
         check_range("retrain_iterations", self.retrain_iterations, 0, MAX_ITERATIONS)
         check_range("seed", self.seed, 0, MAX_SEED)
         check_range("eval_views", self.eval_views, 0, 10**4)
+        check_choice("importance", self.importance, IMPORTANCE, "neuron importance")
+        if self.importance != "magnitude" and self.method != "structured":
+            raise ConfigError(f"importance: {self.importance!r} scores whole neurons; it needs method 'structured', "
+                              f"got method {self.method!r} (or use importance 'magnitude')")
+        check_range("importance_batches", self.importance_batches, 1, 1000)
+        check_range("min_neurons", self.min_neurons, 1, 4096)
+        check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
+        check_range("distill", self.distill, 0.0, 1e4)
+        check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
 
-    @property
-    def fraction_per_round(self) -> float:
-        return 1.0 - (1.0 - self.sparsity) ** (1.0 / self.rounds)
+    def sparsity_after(self, r: int) -> float:
+        """The schedule's target fraction of the prunable weights removed after round r (0 <= r <= rounds)."""
+        t = r / self.rounds
+        if self.schedule == "cubic":
+            return self.sparsity * (1.0 - (1.0 - t) ** 3)
+        return 1.0 - (1.0 - self.sparsity) ** t
 
 
 def prunable_weights(model: NerfModel, prune_heads: bool = False) -> dict[str, torch.Tensor]:
@@ -95,14 +134,37 @@ def prunable_weights(model: NerfModel, prune_heads: bool = False) -> dict[str, t
     return out
 
 
-def next_masks(model: NerfModel, current: dict[str, torch.Tensor] | None, cfg: PruneConfig, round_index: int) -> dict[str, torch.Tensor]:
-    """The masks of the next round, pruning `cfg.fraction_per_round` of the live weights."""
+def next_masks(
+    model: NerfModel, current: dict[str, torch.Tensor] | None, cfg: PruneConfig, round_index: int,
+    stats: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The masks of round `round_index`: the schedule's `cfg.sparsity_after(round_index)` of the prunable weights gone.
+
+    The share of the live weights to drop is taken from the live count of `current`, not from the
+    schedule's previous target, so rounds that overshot (whole neurons come in steps) do not add up.
+    `stats`: the neuron statistics `cfg.importance` needs ({"activation": ..., "taylor": ...} from
+    `gather_importance`); required unless the importance is "magnitude".
+    """
+    if cfg.importance != "magnitude" and (stats is None or cfg.importance not in stats):
+        raise ConfigError(f"importance {cfg.importance!r}: gather the neuron statistics first (gather_importance)")
     weights = prunable_weights(model, cfg.prune_heads)
-    return METHODS[cfg.method].select(model, weights, current, cfg.fraction_per_round, cfg, round_index)
+    total = sum(w.numel() for w in weights.values())
+    live = sum(int(current[k].sum()) if current and k in current else w.numel() for k, w in weights.items())
+    fraction = min(max(1.0 - (1.0 - cfg.sparsity_after(round_index)) * total / max(live, 1), 0.0), 1.0)
+    return METHODS[cfg.method].select(model, weights, current, fraction, cfg, round_index, stats)
+
+
+def _teacher(parent: NerfModel, cfg: PruneConfig) -> Teacher | None:
+    """The dense parent as the re-training's teacher when `cfg.distill` > 0 (None otherwise: the loss is the
+    photometric one alone, computed exactly as without the option). A copy, frozen: the rounds never train it."""
+    if cfg.distill <= 0:
+        return None
+    teacher = copy.deepcopy(parent).eval().requires_grad_(False)
+    return Teacher(teacher, cfg.distill)
 
 
 def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: PruneConfig, out_dir: Path, pretrained: dict) -> dict:
-    if cfg.rewind == "finetune":
+    if cfg.rewind in ("finetune", "continue"):  # "continue": round 1 starts from the pre-trained weights
         return pretrained
     if cfg.rewind == "init":
         return build_model(parent_cfg).state_dict()
@@ -181,6 +243,7 @@ def run_pruning(
     save_config(cfg, out, "prune_config.json")
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
     rewind = _rewind_state(parent_dir, parent_cfg, scene, cfg, out, pretrained)
+    teacher = _teacher(model, cfg)
     masks: dict[str, torch.Tensor] | None = None
     rounds = []
     current = model
@@ -195,20 +258,32 @@ def run_pruning(
         previous = masks
         # Deterministic from the previous round's model; if this round was interrupted after
         # its first checkpoint, the Trainer resumes with the masks saved there (the same ones).
-        masks = next_masks(current, previous, cfg, r)
-        init = {k: v.clone() for k, v in rewind.items()}
+        neuron_stats = None
+        if cfg.importance != "magnitude":
+            neuron_stats = gather_importance(current, scene, retrain_cfg, taylor=cfg.importance == "taylor",
+                                             batches=cfg.importance_batches, seed=cfg.seed,
+                                             first_batch=(r - 1) * cfg.importance_batches)
+        masks = next_masks(current, previous, cfg, r, neuron_stats)
+        start = current.state_dict() if cfg.rewind == "continue" else rewind
+        init = {k: v.clone() for k, v in start.items()}
+        extra = {"prune_round": r, "parent": str(parent)}
+        if teacher is not None:
+            extra.update(distill=cfg.distill, distill_target=cfg.distill_target)
         trainer = Trainer(scene, retrain_cfg, round_dir, masks=masks, init_state=init, progress=progress,
-                          extra={"prune_round": r, "parent": str(parent)})
+                          extra=extra, teacher=teacher)
         current = trainer.run(resume=True)
         stats = mask_stats(masks)
         record = {
             "round": r,
+            "target_sparsity": cfg.sparsity_after(r),
             "sparsity": stats["total"].sparsity,
             "live_weights": stats["total"].live,
             "per_layer_sparsity": {k: v.sparsity for k, v in stats.items() if k != "total"},
             "overlap_with_previous": None if previous is None else mask_overlap(previous, masks)["total"].jaccard,
             "iterations": retrain_cfg.iterations,
         }
+        if teacher is not None:
+            record.update(distill=cfg.distill, distill_target=cfg.distill_target)
         if cfg.eval_views:
             metrics = evaluate_views(current, scene, retrain_cfg.render,
                                      EvalConfig(split="val", max_views=cfg.eval_views, timing_repeats=0))
