@@ -129,7 +129,8 @@ def gather_importance(
     cams = camera_tensors(scene, device)
     near, far = scene.cameras.near, scene.cameras.far
     saved_mlp, saved_grads = model.mlp, {n: p.grad for n, p in model.named_parameters()}
-    model.mlp = MLPConfig(backward="autograd")  # the modules' own forward, so the hooks see every layer
+    # the modules' own forward, with and without gradient, so the hooks see every layer
+    model.mlp = MLPConfig(backward="autograd", inference="reference")
     try:
         with NeuronRecorder(model.networks(), taylor=taylor) as recorder:
             for i in range(first_batch, first_batch + batches):
