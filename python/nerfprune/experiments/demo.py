@@ -32,9 +32,12 @@ class DemoConfig:
     out_dir: str = "outputs/demo"  # everything the demo writes goes here
     scene: BuiltinSceneConfig = field(default_factory=BuiltinSceneConfig)  # the generated scene
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        iterations=800, batch_size=1024, lr_decay_steps=250_000, log_every=50, checkpoint_every=200,
+        iterations=1200, batch_size=1024, lr_decay_steps=250_000, log_every=50, checkpoint_every=400,
         model=NerfModelConfig(preset="small"), render=RenderConfig(n_coarse=32, n_fine=32),
-    ))  # the short training schedule
+        random_background=False,
+    ))  # the short training schedule, with the occupancy grid (default); on its own white background the
+    # built-in scene learns faster in a short run (16.6 against 14.1 dB after 800 iterations with random
+    # backgrounds), and its floor, seen by most rays, lets the grid carve anyway (~60 % of the cells occupied)
     orbit_frames: int = 16  # frames of the orbit video
     sparsity: float = 0.95  # fraction of the prunable weights removed
     finetune_iterations: int = 200  # re-training iterations of each pruned model
