@@ -58,3 +58,20 @@ def test_training_with_the_grid_updates_it_and_resumes_exactly(tiny_scene, tmp_p
     assert torch.equal(full.grid.bits, resumed.grid.bits) and torch.equal(full.grid.density, resumed.grid.density)
     loaded, _, _ = load_model(tmp_path / "full")
     assert torch.equal(loaded.grid.bits, full.grid.bits)
+
+
+def test_a_pruned_model_starts_from_its_parents_grid_and_refreshes_it(tiny_scene, tmp_path):
+    from nerfprune.pruning.lottery import PruneConfig, run_pruning
+
+    cfg = TrainConfig(iterations=24, batch_size=128, lr=5e-3, checkpoint_every=24, seed=1,
+                      model=NerfModelConfig(preset="tiny"), render=RenderConfig(n_coarse=8, n_fine=8),
+                      occupancy=OccupancyConfig(enabled=True, resolution=16, update_every=4, warmup_steps=8))
+    parent = Trainer(tiny_scene, cfg, tmp_path / "dense").run()
+    assert not parent.grid.warmup and parent.grid.updates == 6
+    run_pruning(tmp_path / "dense", tiny_scene, PruneConfig(sparsity=0.5, retrain_iterations=4, eval_views=0),
+                tmp_path / "pruned")
+    pruned, pruned_cfg, _ = load_model(tmp_path / "pruned" / "round-1")
+    assert pruned_cfg.occupancy.warmup_steps == 0  # no warm-up: it would mark every cell occupied again
+    # one update (at re-training step 0) on top of the parent's six, from the pruned model's own field
+    assert pruned.grid.updates == 7 and not pruned.grid.warmup
+    assert not torch.equal(pruned.grid.density, parent.grid.density)

@@ -247,13 +247,14 @@ class Trainer:
     `init_state` starts from given weights (lottery-ticket rewinding) instead of `seed`.
     `device` ("auto", "cpu", "cuda") is where the model and each step's tensors live.
     `teacher` adds a distillation term to the loss (`nerfprune.loss.Teacher`; pruning's `distill`).
+    `init_grid` (an `OccupancyGrid.state_dict()`) starts the occupancy grid from it instead of empty.
     """
 
     def __init__(
         self, scene: Scene, cfg: TrainConfig, out_dir: str | Path, *,
         masks: dict[str, torch.Tensor] | None = None, init_state: dict[str, torch.Tensor] | None = None,
         progress: bool = False, extra: dict | None = None, snapshots: tuple[int, ...] = (), device: str = "auto",
-        teacher: Teacher | None = None,
+        teacher: Teacher | None = None, init_grid: dict[str, torch.Tensor] | None = None,
     ):
         cfg.validate()
         self.scene, self.cfg, self.out_dir = scene, cfg, Path(out_dir)
@@ -286,6 +287,9 @@ class Trainer:
 
             self.model.grid = OccupancyGrid(scene.aabb[0], scene.aabb[1], cfg.occupancy.resolution, seed=cfg.seed,
                                             device=self.device)
+            if init_grid:  # a pruned model starts from its parent's grid and refreshes it from its own field
+                with _grid_errors("the parent's occupancy grid"):
+                    self.model.grid.load_state_dict(init_grid)
         elif cfg.occupancy.enabled:
             log.info("no occupancy grid: %s has no bounding box (forward-facing / unbounded); sampling all of [near, far]",
                      scene.source)

@@ -227,6 +227,12 @@ def run_pruning(
         raise ConfigError(f"{parent}: is already pruned; prune a dense model (more rounds: --rounds)")
     # Everything that can be refused is checked before prune_config.json is written.
     retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
+    parent_grid = getattr(model, "grid", None)
+    if parent_grid is not None and not parent_grid.warmup:
+        # The pruned model inherits its parent's carved grid (the scene is the same) and refreshes it from its
+        # own field; no warm-up, which would mark every cell occupied again for its first warmup_steps. (A
+        # parent still in its warm-up passes on a grid of a young field: the pruned model warms up too.)
+        retrain_cfg = replace(retrain_cfg, occupancy=replace(retrain_cfg.occupancy, warmup_steps=0))
     retrain_cfg.validate()
     if cfg.rewind == "late" and cfg.rewind_iteration > parent_cfg.iterations:
         raise ConfigError(f"rewind_iteration must be <= the parent's {parent_cfg.iterations} training iterations, "
@@ -269,8 +275,9 @@ def run_pruning(
         extra = {"prune_round": r, "parent": str(parent)}
         if teacher is not None:
             extra.update(distill=cfg.distill, distill_target=cfg.distill_target)
+        grid = getattr(current, "grid", parent_grid)
         trainer = Trainer(scene, retrain_cfg, round_dir, masks=masks, init_state=init, progress=progress,
-                          extra=extra, teacher=teacher)
+                          extra=extra, teacher=teacher, init_grid=None if grid is None else grid.state_dict())
         current = trainer.run(resume=True)
         stats = mask_stats(masks)
         record = {
