@@ -31,6 +31,11 @@ class BuiltinSceneConfig:
     fov_deg: float = 40.0  # horizontal field of view in degrees
 
 
+# The box the occupancy grid covers: the content ([-1.2, 1.2]^2 x [-0.5, 0.45]) with a margin on every side.
+# The floor lies at z = -0.5; a box ending there clips every floor ray at the floor itself, so the field
+# could not put the floor's density behind the surface as it does without a grid (-2 dB at 1k iterations).
+BUILTIN_AABB = ((-1.5, -1.5, -1.0), (1.5, 1.5, 1.0))
+
 _LIGHT = np.array([0.4, -0.3, 0.85]) / np.linalg.norm([0.4, -0.3, 0.85])
 _AMBIENT = 0.35
 
@@ -167,7 +172,7 @@ def make_builtin_scene(config: BuiltinSceneConfig | None = None) -> Scene:
         },
         background=(1.0, 1.0, 1.0),
         depth=depth,
-        aabb=np.array([[-1.2, -1.2, -0.5], [1.2, 1.2, 0.5]], np.float32),
+        aabb=np.asarray(BUILTIN_AABB, np.float32),
         meta={"format": "builtin", "config": asdict(cfg)},
     )
     scene.validate()
