@@ -196,10 +196,48 @@ def test_prune_flags_reach_the_config(model_dir, tmp_path, capsys):
     flags = {"--method": "structured", "--importance": "taylor", "--importance-batches": "1", "--rounds": "2",
              "--schedule": "cubic", "--rewind": "continue", "--min-neurons": "3", "--sparsity": "0.9",
              "--retrain-iterations": "1"}
-    assert main(["prune", "--model", str(model_dir), *[x for kv in flags.items() for x in kv], "--out", str(tmp_path / "p")]) == 0
+    assert main(["prune", "--model", str(model_dir), *[x for kv in flags.items() for x in kv], "--prune-inputs",
+                 "--out", str(tmp_path / "p")]) == 0
     saved = json.loads((tmp_path / "p" / "prune_config.json").read_text())
+    assert saved["prune_inputs"] is True and saved["prune_heads"] is False
     assert {f"--{k.replace('_', '-')}": str(v) for k, v in saved.items() if f"--{k.replace('_', '-')}" in flags} == flags
     assert "round 2: sparsity" in capsys.readouterr().out
+
+
+def test_eval_and_render_run_a_pruned_checkpoint_compacted_by_default(model_dir, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from nerfprune._native import decode_images
+
+    def read_png(path):
+        return decode_images([str(path)])[0]
+
+    assert main(["prune", "--model", str(model_dir), "--method", "structured", "--sparsity", "0.5",
+                 "--retrain-iterations", "1", "--importance-batches", "1", "--out", str(tmp_path / "p")]) == 0
+    pruned = str(tmp_path / "p" / "round-1")
+    metrics = {}
+    for variant in ("auto", "stored"):
+        assert main(["eval", "--model", pruned, "--variant", variant, "--max-views", "1", "--repeats", "0",
+                     "--out", str(tmp_path / f"eval-{variant}")]) == 0
+        metrics[variant] = json.loads((tmp_path / f"eval-{variant}" / "metrics.json").read_text())
+        assert main(["render", "--model", pruned, "--variant", variant, "--split", "val",
+                     "--out", str(tmp_path / f"render-{variant}")]) == 0
+    assert metrics["auto"]["variant"] == "compacted" and metrics["stored"]["variant"] == "stored"
+    assert abs(metrics["auto"]["psnr"]["mean"] - metrics["stored"]["psnr"]["mean"]) < 1e-3
+    out = capsys.readouterr().out
+    assert "compacted network" in out and "stored network" in out
+    a = read_png(tmp_path / "render-auto" / "val_000_rgb.png").astype(int)
+    b = read_png(tmp_path / "render-stored" / "val_000_rgb.png").astype(int)
+    assert np.abs(a - b).max() <= 1  # the same image, to the 8-bit rounding
+    # a dense checkpoint has nothing to compact: "auto" runs it as stored, "compacted" is refused in one line
+    assert main(["eval", "--model", str(model_dir), "--max-views", "1", "--repeats", "0",
+                 "--out", str(tmp_path / "dense")]) == 0
+    assert json.loads((tmp_path / "dense" / "metrics.json").read_text())["variant"] == "stored"
+    capsys.readouterr()
+    assert main(["eval", "--model", str(model_dir), "--variant", "compacted", "--out", str(tmp_path / "no")]) == 2
+    one_error_line(capsys, "nerfprune eval: error: --variant", "has no masks")
 
 
 def test_an_empty_train_split_is_one_line(tmp_path, capsys):

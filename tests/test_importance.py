@@ -222,3 +222,36 @@ def test_bad_scores_are_named():
     scores["coarse.pts.0"] = scores["coarse.pts.0"][:3]
     with pytest.raises(ValueError, match="scores of 'coarse.pts.0' must be \\[64\\] finite values"):
         structured_masks(model, prunable_weights(model), None, 0.9, scores=scores)
+
+
+@pytest.mark.parametrize("sparsity", [0.9, 0.95])
+def test_prune_inputs_drops_whole_encoding_features_and_keeps_the_raw_coordinates(sparsity):
+    from nerfprune.pruning.compact import compact
+    from nerfprune.pruning.structured import POS_KEPT
+
+    model = _model()
+    weights = prunable_weights(model)
+    masks = structured_masks(model, weights, None, sparsity, prune_inputs=True)
+    assert sparsity <= mask_stats(masks)["total"].sparsity <= sparsity + 0.02
+    read = masks["coarse.pts.0.weight"].any(0)  # [pos features] read by a live weight
+    assert read[:POS_KEPT].all() and 0 < int(read.sum()) < MEDIUM.pos_features
+    live_rows = _live_rows(masks, "pts.0")
+    assert torch.equal(masks["coarse.pts.0.weight"], live_rows[:, None] & read[None, :])  # whole columns
+    w = model.coarse.layer("pts.0").weight.detach().abs().sum(0)  # the kept features are the largest |column|_1
+    rest = torch.arange(POS_KEPT, MEDIUM.pos_features)
+    kept = set(torch.nonzero(read[POS_KEPT:])[:, 0].add(POS_KEPT).tolist())
+    best = set(rest[torch.argsort(w[rest], descending=True)[: len(kept)]].tolist())
+    assert kept == best
+    result = compact(model.topology(), model.state_dict(), masks, net="coarse")
+    assert result.input_index["pos"].tolist() == torch.nonzero(read)[:, 0].tolist()  # never computed once compacted
+    plain = structured_masks(model, weights, None, sparsity)
+    assert bool(plain["coarse.pts.0.weight"].any(0).all())  # off: every feature still read
+
+
+def test_prune_inputs_needs_structured_pruning():
+    from nerfprune.errors import ConfigError
+    from nerfprune.pruning.lottery import PruneConfig
+
+    with pytest.raises(ConfigError, match="prune_inputs.*needs method 'structured'"):
+        PruneConfig(method="global", prune_inputs=True).validate()
+    PruneConfig(method="structured", prune_inputs=True).validate()

@@ -51,15 +51,27 @@ def _as_scene(scene: Scene | str | Path, caller: str) -> Scene:
     raise ConfigError(f"{caller}: scene must be a Scene, a path or 'builtin', got {type(scene).__name__}")
 
 
-def _as_model(model: NerfModel | str | Path, caller: str) -> NerfModel:
+def _as_model(model: NerfModel | str | Path, caller: str, variant: str = "auto") -> NerfModel:
     """A model, or one loaded from a checkpoint / training folder, carrying `train_config` and where it came
-    from (`checkpoint_path`, `scene_record`, `trained_fingerprint`) when known."""
+    from (`checkpoint_path`, `scene_record`, `trained_fingerprint`) when known. A loaded checkpoint runs as
+    `variant` (`pruning.variants.RUN_VARIANTS`; "auto": a pruned one compacted)."""
+    from nerfprune.pruning.variants import AUTO_VARIANT, RUN_VARIANTS, run_variant
+
+    if variant not in RUN_VARIANTS:
+        raise ConfigError(f"{caller}: variant must be one of {', '.join(RUN_VARIANTS)}, got {variant!r}")
     if isinstance(model, NerfModel):
+        if variant != AUTO_VARIANT:
+            raise ConfigError(f"{caller}: variant={variant!r} applies to a checkpoint path; build a variant of a "
+                              f"model object with nerfprune.pruning.variants.build_variant")
         return model
     if not isinstance(model, (str, Path)):
         raise ConfigError(f"{caller}: model must be a NerfModel or a checkpoint / training folder path, "
                           f"got {type(model).__name__}")
     loaded, cfg, ckpt = load_model(model)
+    try:
+        loaded, loaded.variant = run_variant(loaded, ckpt.masks, variant, source=str(model))
+    except ValueError as e:
+        raise ConfigError(f"{caller}: {e}") from None
     loaded.train_config = cfg
     loaded.checkpoint_path = str(model)
     loaded.scene_record, loaded.trained_fingerprint = ckpt.scene, ckpt.scene_fingerprint
@@ -146,13 +158,15 @@ def check_video(video: str | None, out_dir, caller: str) -> None:
 def render(
     model: NerfModel | str | Path, cameras: Cameras, config: RenderConfig | None = None, *,
     out_dir: str | Path | None = None, video: str | None = None, background=(1.0, 1.0, 1.0), prefix: str = "view",
+    variant: str = "auto",
 ) -> list[dict[str, np.ndarray]]:
     """Render every camera -> list of {"rgb" [H,W,3], "depth" [H,W], "opacity" [H,W]}.
 
     With `out_dir`: writes `<prefix>_NNN_{rgb,depth,opacity}.png`, the render config,
     and, if `video` is a file name (".mp4" or ".gif"), the RGB frames as a video.
     Cameras, config, background, video name and output folder are all checked before
-    the first view is rendered.
+    the first view is rendered. A checkpoint path runs as `variant` (`pruning.variants.RUN_VARIANTS`;
+    default "auto": a pruned checkpoint compacted, same images within 1e-5, faster).
     """
     if not isinstance(cameras, Cameras):
         raise ConfigError(f"render: cameras must be a nerfprune.Cameras, got {type(cameras).__name__}")
@@ -163,7 +177,7 @@ def render(
         raise ConfigError(f"render: prefix must be a plain file-name prefix, got {prefix!r}")
     if out_dir is not None:
         check_out_dir(out_dir)
-    net = _as_model(model, "render")
+    net = _as_model(model, "render", variant)
     cfg = _render_config(net, config, "render")
     frames = []
     with torch.no_grad():
@@ -186,19 +200,22 @@ def render(
 def evaluate(
     model: NerfModel | str | Path, scene: Scene | str | Path | None = None, config: EvalConfig | None = None, *,
     render_config: RenderConfig | None = None, out_dir: str | Path | None = None, strict: bool = False,
+    variant: str = "auto",
 ) -> dict:
     """PSNR / SSIM / L2 (mean and median over views) and render time (median of repeats) on a split.
 
     `scene` defaults to the scene the model was trained on (recorded in its checkpoint);
     another scene gives a `SceneMismatchWarning` naming both, or with `strict` a `SceneError`.
+    A checkpoint path runs as `variant` (as in `render`: a pruned checkpoint compacted by default).
     """
     cfg = _config(config, EvalConfig, "evaluate")
     if out_dir is not None:
         check_out_dir(out_dir)
-    net = _as_model(model, "evaluate")
+    net = _as_model(model, "evaluate", variant)
     rcfg = _render_config(net, render_config, "evaluate")
     data = scene_for(net, scene, strict=strict, caller="evaluate")
     result = evaluate_views(net, data, rcfg, cfg, images_dir=None if out_dir is None else Path(out_dir) / "images")
+    result["variant"] = getattr(net, "variant", None)  # how a loaded checkpoint ran (None: a model object)
     if out_dir is not None:
         atomic_write_json(Path(out_dir) / "metrics.json", result)
         save_config(cfg, out_dir, "eval_config.json")

@@ -15,6 +15,10 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# `nerfprune prune` flags that map one to one onto PruneConfig fields
+PRUNE_FLAGS = ("sparsity", "rounds", "method", "rewind", "rewind_iteration", "retrain_iterations", "seed", "schedule",
+               "importance", "importance_batches", "min_neurons", "distill", "distill_target")
+PRUNE_SWITCHES = ("prune_heads", "prune_inputs")  # store_true flags
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -78,6 +82,14 @@ def _scene_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
     if recorded:
         p.add_argument("--strict", action="store_true",
                        help="refuse a --scene whose images are not the ones the model was trained on (default: warn)")
+
+
+def _variant_arg(p: argparse.ArgumentParser) -> None:
+    """--variant of render and eval: how a (pruned) checkpoint's network runs."""
+    from nerfprune.pruning.variants import AUTO_VARIANT, RUN_VARIANTS
+
+    p.add_argument("--variant", default=AUTO_VARIANT, choices=list(RUN_VARIANTS),
+                   help=f"how the checkpoint's network runs ({_choices_help(RUN_VARIANTS)}) [default: {AUTO_VARIANT}]")
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:
@@ -174,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="frames of the generated path (only with --path) [default: 40]")
     p.add_argument("--video", default=None, help="also write the frames as this video file name (.mp4 or .gif)")
     p.add_argument("--out", default="outputs/render", help="output folder")
+    _variant_arg(p)
     _render_args(p)
     _common(p)
 
@@ -185,23 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-views", type=int, default=0, help="evaluate at most N views (0: all)")
     p.add_argument("--repeats", type=int, default=5, help="timed renders after one warm-up")
     p.add_argument("--out", default="outputs/eval", help="output folder (metrics.json, comparison images)")
+    _variant_arg(p)
     _render_args(p)
     _common(p)
 
     p = sub.add_parser("prune", help="lottery-ticket pruning of a trained model", description="Lottery-ticket pruning rounds with re-training.")
     p.add_argument("--model", required=True, help="training output folder or checkpoint file")
     _scene_args(p, recorded=True)
-    for name in ("sparsity", "rounds", "rewind_iteration", "retrain_iterations", "seed"):
-        _flag(p, PruneConfig, name)
-    _flag(p, PruneConfig, "method", choices=METHODS)
-    _flag(p, PruneConfig, "rewind", choices=REWINDS)
-    _flag(p, PruneConfig, "schedule", choices=SCHEDULES)
-    _flag(p, PruneConfig, "importance", choices=IMPORTANCE)
-    for name in ("importance_batches", "min_neurons"):
-        _flag(p, PruneConfig, name)
+    choices = {"method": METHODS, "rewind": REWINDS, "schedule": SCHEDULES, "importance": IMPORTANCE,
+               "distill_target": DISTILL_TARGETS}
+    for name in PRUNE_FLAGS:
+        _flag(p, PruneConfig, name, choices=choices.get(name))
     _flag(p, PruneConfig, "prune_heads", action="store_true")
-    _flag(p, PruneConfig, "distill")
-    _flag(p, PruneConfig, "distill_target", choices=DISTILL_TARGETS)
+    _flag(p, PruneConfig, "prune_inputs", action="store_true")
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 
@@ -335,7 +344,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _loaded_model(args: argparse.Namespace):
     from nerfprune.training import load_model
 
+    from nerfprune.pruning.variants import run_variant
+
     model, cfg, ckpt = load_model(_model_path(args))
+    try:
+        model, variant = run_variant(model, ckpt.masks, args.variant, source=args.model)
+    except ValueError as e:
+        raise _usage(args, f"--variant: {e}") from None
+    model.variant = variant
     model.train_config = cfg
     _apply_render_flags(cfg, args)
     cfg.render.validate()
@@ -371,7 +387,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise _usage(args, f"--split {prefix}: the split of {scene.source} has no views")
         cams = scene.cameras.subset(views)
     api.render(model, cams, cfg.render, out_dir=args.out, video=args.video, background=scene.background, prefix=prefix)
-    print(f"rendered {len(cams)} views into {args.out}")
+    print(f"rendered {len(cams)} views into {args.out} ({model.variant} network)")
     return 0
 
 
@@ -388,7 +404,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rt = result.get("render_time", {})
     print(f"{result['split']}: PSNR {result['psnr']['mean']:.2f} dB (median {result['psnr']['median']:.2f}), "
           f"SSIM {result['ssim']['mean']:.4f}, L2 {result['l2']['mean']:.5f}; "
-          f"render {rt.get('median_s', float('nan')):.3f} s/view (median of {rt.get('repeats', 0)}); metrics in {Path(args.out) / 'metrics.json'}")
+          f"render {rt.get('median_s', float('nan')):.3f} s/view (median of {rt.get('repeats', 0)}, {model.variant} network); "
+          f"metrics in {Path(args.out) / 'metrics.json'}")
     return 0
 
 
@@ -396,11 +413,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     import nerfprune.api as api
     from nerfprune.pruning.lottery import PruneConfig
 
-    cfg = PruneConfig(sparsity=args.sparsity, rounds=args.rounds, method=args.method, rewind=args.rewind,
-                      rewind_iteration=args.rewind_iteration, retrain_iterations=args.retrain_iterations,
-                      prune_heads=args.prune_heads, seed=args.seed, importance=args.importance,
-                      importance_batches=args.importance_batches, min_neurons=args.min_neurons, schedule=args.schedule,
-                      distill=args.distill, distill_target=args.distill_target)
+    cfg = PruneConfig(**{name: getattr(args, name) for name in (*PRUNE_FLAGS, *PRUNE_SWITCHES)})
     cfg.validate()
     _check_out(args)
     summary = api.prune(_model_path(args), _given_scene(args), cfg, out_dir=args.out, progress=sys.stderr.isatty(),

@@ -84,6 +84,7 @@ class PruneConfig:
     importance: str = "magnitude"  # how structured pruning scores a neuron: "magnitude", or from training rays "activation", "taylor"
     importance_batches: int = 4  # training-ray batches (of the parent's batch size) that activation / taylor scores are gathered on, per round
     min_neurons: int = 2  # structured: neurons every hidden layer keeps, and neurons kept for each output head (the heads' floor)
+    prune_inputs: bool = False  # structured: also drop positional-encoding features (same kept fraction, by weight magnitude; raw xyz kept), so fewer are computed
     schedule: str = "geometric"  # the target sparsity after each round: "geometric" or "cubic" (gradual pruning)
     distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
     distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
@@ -105,6 +106,10 @@ class PruneConfig:
                               f"got method {self.method!r} (or use importance 'magnitude')")
         check_range("importance_batches", self.importance_batches, 1, 1000)
         check_range("min_neurons", self.min_neurons, 1, 4096)
+        if not isinstance(self.prune_inputs, bool):
+            raise ConfigError(f"prune_inputs must be true or false, got {self.prune_inputs!r}")
+        if self.prune_inputs and self.method != "structured":
+            raise ConfigError(f"prune_inputs: drops whole input features; it needs method 'structured', got {self.method!r}")
         check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
         check_range("distill", self.distill, 0.0, 1e4)
         check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")

@@ -50,7 +50,7 @@ def _structured(model, weights, current, fraction, cfg, round_index, stats=None)
     stats = stats or {}
     scores = None if cfg.importance == "magnitude" else stats[cfg.importance]
     return structured_masks(model, weights, current, fraction, scores=scores, activity=stats.get("activation"),
-                            min_neurons=cfg.min_neurons)
+                            min_neurons=cfg.min_neurons, prune_inputs=cfg.prune_inputs)
 
 
 METHODS: dict[str, PruningMethod] = {m.name: m for m in (

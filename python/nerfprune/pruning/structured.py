@@ -31,6 +31,8 @@ from nerfprune.field.mlp import NerfModel
 
 log = logging.getLogger(__name__)
 
+POS_KEPT = 3  # with prune_inputs: the leading "pos" features (the raw x, y, z of the encoding) are always kept
+
 
 def _readers(topology) -> dict[str, list[tuple[str, int, int]]]:
     """layer -> [(consumer layer, column offset, width)] for every hidden layer."""
@@ -51,13 +53,16 @@ def _magnitude_scores(incoming: torch.Tensor, outgoing: torch.Tensor) -> torch.T
 def structured_masks(
     model: NerfModel, weights: dict[str, torch.Tensor], current: dict[str, torch.Tensor] | None, fraction: float,
     scores: dict[str, torch.Tensor] | None = None, activity: dict[str, torch.Tensor] | None = None,
-    min_neurons: int = 2,
+    min_neurons: int = 2, prune_inputs: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Masks removing whole neurons so that `fraction` of the live prunable weights go.
 
     scores: "<net>.<layer>" -> [out] importance of each hidden neuron (None: weight magnitude);
     activity: "<net>.<layer>" -> [out] mean |activation| (None: |in|_1 stands in), for the heads' floor;
-    min_neurons: the floor of live neurons per hidden layer, and of head-feeding neurons per head.
+    min_neurons: the floor of live neurons per hidden layer, and of head-feeding neurons per head;
+    prune_inputs: also drop positional-encoding features (the columns every reader of the "pos" input takes),
+    the same kept fraction as the hidden layers, ranked by the l1 norm of their live weights; the raw
+    coordinates (the first `POS_KEPT` features) always stay. Compaction then never computes a dropped feature.
     """
     topo = model.topology()
     readers = _readers(topo)
@@ -99,6 +104,21 @@ def structured_masks(
             rest = ranked[~torch.isin(ranked, reserved)]
             order[(net, name)] = torch.cat([reserved, rest])
             floor[(net, name)] = max(min_neurons, len(reserved))
+
+    if prune_inputs:  # the "pos" features, a layer of "neurons" with no incoming weights
+        for net in nets:
+            width = dict(topo.inputs)["pos"]
+            outgoing = torch.zeros(width, dtype=torch.float64)
+            for reader, col, w_in in readers.get("pos", []):
+                rw, rm = full(net, reader)
+                outgoing += (rw[:, col:col + w_in].abs() * rm[:, col:col + w_in]).sum(0).double()
+            alive = outgoing > 0
+            score = outgoing.clone()
+            score[~alive] = -1.0
+            reserved = torch.arange(min(POS_KEPT, width))
+            ranked = torch.argsort(score, descending=True, stable=True)[: int(alive.sum())]
+            order[(net, "pos")] = torch.cat([reserved, ranked[~torch.isin(ranked, reserved)]])
+            floor[(net, "pos")] = max(min_neurons, len(reserved))
 
     def masks_keeping(q: float) -> dict[str, torch.Tensor]:
         new = {k: v.clone() for k, v in live.items()}

@@ -100,3 +100,30 @@ def build_variant(model: NerfModel, masks: dict[str, torch.Tensor], variant: str
         raise ValueError(f"unknown inference variant '{variant}': choose one of {', '.join(VARIANTS)}")
     masks = {key: mask.to(model.device) for key, mask in masks.items()}  # checkpoint masks load on the CPU
     return VARIANTS[variant].build(model, masks)
+
+# What `nerfprune render` / `eval` (and `api.render` / `api.evaluate` given a checkpoint path) run.
+AUTO_VARIANT = "auto"
+STORED_VARIANT = "stored"
+RUN_VARIANTS = {
+    AUTO_VARIANT: "compacted for a pruned checkpoint (it has masks), the network as stored otherwise",
+    STORED_VARIANT: "the network as stored (a pruned one: its zeros multiplied like any weight)",
+    **{name: v.help for name, v in VARIANTS.items()},
+}
+
+
+def run_variant(model: NerfModel, masks: dict[str, torch.Tensor], variant: str = AUTO_VARIANT,
+                source: str = "model") -> tuple[NerfModel, str]:
+    """(the model to render, the variant's name) for a loaded checkpoint with `masks` (empty: not pruned).
+
+    `source` names the checkpoint in the error for a variant that needs masks it does not have.
+    """
+    if variant not in RUN_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(RUN_VARIANTS)}")
+    if variant == AUTO_VARIANT:
+        variant = "compacted" if masks else STORED_VARIANT
+    if variant == STORED_VARIANT:
+        return model, variant
+    if not masks:
+        raise ValueError(f"{source}: variant {variant!r} needs a pruned checkpoint, and this one has no masks "
+                         f"(use '{AUTO_VARIANT}' or '{STORED_VARIANT}')")
+    return build_variant(model, masks, variant), variant
