@@ -342,9 +342,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _loaded_model(args: argparse.Namespace):
-    from nerfprune.training import load_model
-
     from nerfprune.pruning.variants import run_variant
+    from nerfprune.training import load_model
 
     model, cfg, ckpt = load_model(_model_path(args))
     try:

@@ -101,6 +101,7 @@ def build_variant(model: NerfModel, masks: dict[str, torch.Tensor], variant: str
     masks = {key: mask.to(model.device) for key, mask in masks.items()}  # checkpoint masks load on the CPU
     return VARIANTS[variant].build(model, masks)
 
+
 # What `nerfprune render` / `eval` (and `api.render` / `api.evaluate` given a checkpoint path) run.
 AUTO_VARIANT = "auto"
 STORED_VARIANT = "stored"
