@@ -209,3 +209,54 @@ def test_checkpoint_round_trip_and_old_checkpoints_load_as_relu(tiny_scene, tmp_
     save_checkpoint(tmp_path / "bad.safetensors", ckpt)
     with pytest.raises(CheckpointError, match=r"bad\.safetensors: config\.model\.density_activation: unknown density"):
         load_model(tmp_path / "bad.safetensors")
+
+
+def test_relu_grad_leak_keeps_the_forward_and_lets_gradient_through_below_zero():
+    x = torch.tensor([-3.0, -0.25, 0.0, 0.5, 2.0], dtype=torch.float64, requires_grad=True)
+    y = activate_density(x, "relu", grad_leak=0.05)
+    assert torch.equal(y.detach(), torch.relu(x.detach()))
+    y.backward(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64))
+    assert x.grad.tolist() == pytest.approx([0.05, 0.1, 0.15, 4.0, 5.0])
+    x.grad = None
+    activate_density(x, "relu").sum().backward()  # without a leak: the plain ReLU gradient
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.01])
+def test_a_dead_relu_density_head_gets_gradient_only_with_the_leak(leak):
+    """A density head whose raw output is negative everywhere (what heavy pruning leaves) has zero
+    density and, with the plain ReLU, zero gradient; the surrogate gradient reaches it."""
+    origins, dirs = toward_the_origin(32, seed=5)
+    g = torch.Generator().manual_seed(5)
+    target, background = torch.rand(32, 3, generator=g), torch.ones(32, 3)
+    model = _model("relu")
+    with torch.no_grad():
+        for net in (model.coarse, model.fine):
+            net.sigma.bias.fill_(-50.0)  # raw < 0 at every sample
+    model.density_grad_leak = leak
+    for mode in ("handwritten", "autograd"):
+        model.mlp = MLPConfig(backward=mode)
+        model.zero_grad(set_to_none=True)
+        loss_and_backward(model, origins, dirs, target, background, 2.0, 6.0,
+                          RenderConfig(n_coarse=8, n_fine=8, early_stop_eps=0.0), 7 * 16, training=False)
+        bias_grad = model.fine.sigma.bias.grad
+        if leak:
+            assert float(bias_grad.abs().max()) > 0, mode
+            assert float(bias_grad.sum()) < 0, mode  # the loss wants density: raw is pushed up
+        else:
+            assert bias_grad is None or float(bias_grad.abs().max()) == 0.0, mode
+
+
+def test_pruning_retrains_with_the_revive_leak_and_validates_it(tiny_scene, tmp_path):
+    from nerfprune.pruning.lottery import PruneConfig, run_pruning
+    from nerfprune.training import TrainConfig, Trainer, load_model
+
+    cfg = TrainConfig(iterations=2, batch_size=32, model=NerfModelConfig(preset="tiny"),
+                      render=RenderConfig(n_coarse=8, n_fine=8), val_views=0)
+    Trainer(tiny_scene, cfg, tmp_path / "dense").run()
+    run_pruning(tmp_path / "dense", tiny_scene, PruneConfig(sparsity=0.5, retrain_iterations=1, eval_views=0,
+                                                            revive_density=0.02), tmp_path / "p")
+    _, pruned_cfg, _ = load_model(tmp_path / "p" / "round-1")
+    assert pruned_cfg.density_grad_leak == 0.02
+    with pytest.raises(ConfigError, match="revive_density"):
+        PruneConfig(revive_density=-0.1).validate()

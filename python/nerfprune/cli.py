@@ -17,7 +17,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # `nerfprune prune` flags that map one to one onto PruneConfig fields
 PRUNE_FLAGS = ("sparsity", "rounds", "method", "rewind", "rewind_iteration", "retrain_iterations", "seed", "schedule",
-               "importance", "importance_batches", "min_neurons", "distill", "distill_target")
+               "importance", "importance_batches", "min_neurons", "distill", "distill_target", "revive_density")
 PRUNE_SWITCHES = ("prune_heads", "prune_inputs")  # store_true flags
 
 

@@ -49,10 +49,32 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     return _TruncExp.apply(x)
 
 
-def activate_density(raw: torch.Tensor, activation: str) -> torch.Tensor:
+class _ReluLeakyGrad(torch.autograd.Function):
+    """max(x, 0) forward; backward g where x > 0, leak * g elsewhere (a surrogate gradient)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, leak: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.leak = leak
+        return torch.relu(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0, grad, grad * ctx.leak), None
+
+
+def activate_density(raw: torch.Tensor, activation: str, grad_leak: float = 0.0) -> torch.Tensor:
     """Density (same shape as `raw`) from the raw density head output, by `activation` (a key of
-    `DENSITY_ACTIVATIONS`). Differentiable; ReLU stays `torch.relu`, bit for bit the former code."""
+    `DENSITY_ACTIVATIONS`). Differentiable; ReLU stays `torch.relu`, bit for bit the former code.
+
+    `grad_leak` > 0 (ReLU only; training): the forward is still max(raw, 0), but below 0 the gradient is
+    `grad_leak` times the incoming one instead of 0, so a density head whose raw output is negative
+    everywhere (pruning leaves that: docs/pruning.md) still learns where density is wanted and comes back.
+    """
     if activation == "relu":
+        if grad_leak > 0 and raw.requires_grad:
+            return _ReluLeakyGrad.apply(raw, float(grad_leak))
         return torch.relu(raw)
     if activation == "softplus":
         return F.softplus(raw + SOFTPLUS_SHIFT)

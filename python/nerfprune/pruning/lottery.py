@@ -88,6 +88,7 @@ class PruneConfig:
     schedule: str = "geometric"  # the target sparsity after each round: "geometric" or "cubic" (gradual pruning)
     distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
     distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
+    revive_density: float = 0.01  # re-training a ReLU density: the gradient slope below 0 (TrainConfig.density_grad_leak), so a density head pruning left negative everywhere comes back (0: plain ReLU, as before)
 
     def validate(self) -> None:
         """Types and ranges of every field (bounds: docs/validation.md)."""
@@ -113,6 +114,7 @@ class PruneConfig:
         check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
         check_range("distill", self.distill, 0.0, 1e4)
         check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
+        check_range("revive_density", self.revive_density, 0.0, 1.0)
 
     def sparsity_after(self, r: int) -> float:
         """The schedule's target fraction of the prunable weights removed after round r (0 <= r <= rounds)."""
@@ -231,7 +233,8 @@ def run_pruning(
     if ckpt.masks:
         raise ConfigError(f"{parent}: is already pruned; prune a dense model (more rounds: --rounds)")
     # Everything that can be refused is checked before prune_config.json is written.
-    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
+    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations,
+                          density_grad_leak=cfg.revive_density)
     parent_grid = getattr(model, "grid", None)
     if parent_grid is not None and not parent_grid.warmup:
         # The pruned model inherits its parent's carved grid (the scene is the same) and refreshes it from its
