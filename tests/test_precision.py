@@ -32,7 +32,7 @@ def test_unknown_precision_is_refused():
 def test_training_in_bf16_learns(tiny_scene, tmp_path):
     cfg = TrainConfig(iterations=150, batch_size=256, lr=5e-3, log_every=50, checkpoint_every=1000, block_points=1024,
                       model=NerfModelConfig(preset="tiny"), mlp=MLPConfig(precision="bf16"),
-                      render=RenderConfig(n_coarse=8, n_fine=8))
+                      render=RenderConfig(n_coarse=8, n_fine=8), random_background=False)  # as test_train's
     views = EvalConfig(split="train", max_views=3, timing_repeats=0)
     before = evaluate_views(build_model(cfg), tiny_scene, cfg.render, views)
     model = Trainer(tiny_scene, cfg, tmp_path).run()
