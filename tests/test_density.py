@@ -215,8 +215,9 @@ def test_relu_grad_leak_keeps_the_forward_and_lets_gradient_through_below_zero()
     x = torch.tensor([-3.0, -0.25, 0.0, 0.5, 2.0], dtype=torch.float64, requires_grad=True)
     y = activate_density(x, "relu", grad_leak=0.05)
     assert torch.equal(y.detach(), torch.relu(x.detach()))
-    y.backward(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64))
-    assert x.grad.tolist() == pytest.approx([0.05, 0.1, 0.15, 4.0, 5.0])
+    y.backward(torch.tensor([-1.0, 2.0, -3.0, 4.0, -5.0], dtype=torch.float64))
+    # below 0 only the part asking for more density (a negative gradient) passes, scaled; above 0 all of it
+    assert x.grad.tolist() == pytest.approx([-0.05, 0.0, -0.15, 4.0, -5.0])
     x.grad = None
     activate_density(x, "relu").sum().backward()  # without a leak: the plain ReLU gradient
     assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
