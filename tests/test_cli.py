@@ -199,7 +199,7 @@ def test_prune_flags_reach_the_config(model_dir, tmp_path, capsys):
     assert main(["prune", "--model", str(model_dir), *[x for kv in flags.items() for x in kv], "--prune-inputs",
                  "--out", str(tmp_path / "p")]) == 0
     saved = json.loads((tmp_path / "p" / "prune_config.json").read_text())
-    assert saved["prune_inputs"] is True and saved["prune_heads"] is False
+    assert saved["prune_inputs"] is True and saved["prune_heads"] is False and saved["revive_density"] is True
     assert {f"--{k.replace('_', '-')}": str(v) for k, v in saved.items() if f"--{k.replace('_', '-')}" in flags} == flags
     assert "round 2: sparsity" in capsys.readouterr().out
 

@@ -17,8 +17,8 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # `nerfprune prune` flags that map one to one onto PruneConfig fields
 PRUNE_FLAGS = ("sparsity", "rounds", "method", "rewind", "rewind_iteration", "retrain_iterations", "seed", "schedule",
-               "importance", "importance_batches", "min_neurons", "distill", "distill_target", "revive_density")
-PRUNE_SWITCHES = ("prune_heads", "prune_inputs")  # store_true flags
+               "importance", "importance_batches", "min_neurons", "distill", "distill_target")
+PRUNE_SWITCHES = ("prune_heads", "prune_inputs", "revive_density")  # on/off flags
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, PruneConfig, name, choices=choices.get(name))
     _flag(p, PruneConfig, "prune_heads", action="store_true")
     _flag(p, PruneConfig, "prune_inputs", action="store_true")
+    p.add_argument("--no-revive-density", dest="revive_density", action="store_false",
+                   help="do not re-open a ReLU density head that pruning closed (PruneConfig.revive_density; docs/pruning.md)")
     p.add_argument("--out", default="outputs/prune", help="output folder (round-<n>/ per round; an interrupted run resumes)")
     _common(p)
 

@@ -41,9 +41,9 @@ def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Te
     if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
             and torch.is_grad_enabled()):  # training: the hand-written gradient, direction term once per ray
         sigma_raw, rgb = net.forward_rays(pos_enc, dir_enc, ray_index)
-        return activate_density(sigma_raw[:, 0], activation, model.density_grad_leak), rgb
+        return activate_density(sigma_raw[:, 0], activation), rgb
     sigma_raw, rgb = run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
-    return activate_density(sigma_raw, activation, model.density_grad_leak), rgb
+    return activate_density(sigma_raw, activation), rgb
 
 
 def shade_packed(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Tensor, samples, dir_enc: torch.Tensor,

@@ -82,8 +82,7 @@ def field_at_samples(
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
     pos_enc = math.positional_encoding(points.reshape(-1, 3), model.field_cfg.pos_frequencies)  # [B*S, P]
     sigma_raw, rgb = run_field(model.network(which), pos_enc, dir_enc, s, cfg.chunk, mlp)
-    sigma = activate_density(sigma_raw, model.field_cfg.density_activation, model.density_grad_leak)
-    return sigma.reshape(b, s), rgb.reshape(b, s, 3)
+    return activate_density(sigma_raw, model.field_cfg.density_activation).reshape(b, s), rgb.reshape(b, s, 3)
 
 
 def _shade(

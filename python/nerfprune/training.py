@@ -86,7 +86,6 @@ class TrainConfig:
     mlp: MLPConfig = field(default_factory=MLPConfig)  # how the MLP runs: precision, training backward
     render: RenderConfig = field(default_factory=RenderConfig)  # sampling and compositing
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)  # empty-space skipping (on for bounded scenes)
-    density_grad_leak: float = 0.0  # ReLU density: gradient slope below 0 while training (a surrogate that revives a dead density head; the forward stays ReLU). 0: plain ReLU (pruning re-trains with PruneConfig.revive_density)
     random_background: bool = True  # RGBA scenes: composite each training ray on a random colour, so transparency is learnt (white fog on a white background would cost nothing, and the grid could not skip it)
 
     def validate(self) -> None:
@@ -103,7 +102,6 @@ class TrainConfig:
         check_range("log_every", self.log_every, 1, MAX_ITERATIONS)
         check_range("checkpoint_every", self.checkpoint_every, 1, MAX_ITERATIONS)
         check_range("val_views", self.val_views, 0, 10**4)
-        check_range("density_grad_leak", self.density_grad_leak, 0.0, 1.0)
         if self.block_workers not in (1, 2):
             raise ConfigError(f"block_workers must be 1 or 2, got {self.block_workers}")
         if self.block_points is not None:
@@ -267,7 +265,6 @@ class Trainer:
         self.progress, self.extra = progress, dict(extra or {})
         self.snapshots = set(snapshots)  # iterations whose weights are saved as snapshot-<it>.safetensors
         self.model = build_model(cfg).to(self.device)
-        self.model.density_grad_leak = cfg.density_grad_leak
         self.teacher = None if teacher is None else Teacher(teacher.model.to(self.device).eval(), teacher.weight)
         if init_state is not None:
             self.model.load_state_dict(init_state)

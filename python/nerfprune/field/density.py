@@ -49,37 +49,10 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     return _TruncExp.apply(x)
 
 
-class _ReluLeakyGrad(torch.autograd.Function):
-    """max(x, 0) forward; backward g where x > 0, and below 0 leak * min(g, 0): only the part of the
-    gradient that asks for *more* density (a descent step raises x). The part asking for less is dropped,
-    as by the ReLU itself: a density of 0 cannot go lower, and passing that part on (measured: a
-    symmetric leak) pushed raw down at every empty sample and killed a small pruned network's density
-    head that the plain ReLU had kept."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, leak: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.leak = leak
-        return torch.relu(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return torch.where(x > 0, grad, grad.clamp(max=0.0) * ctx.leak), None
-
-
-def activate_density(raw: torch.Tensor, activation: str, grad_leak: float = 0.0) -> torch.Tensor:
+def activate_density(raw: torch.Tensor, activation: str) -> torch.Tensor:
     """Density (same shape as `raw`) from the raw density head output, by `activation` (a key of
-    `DENSITY_ACTIVATIONS`). Differentiable; ReLU stays `torch.relu`, bit for bit the former code.
-
-    `grad_leak` > 0 (ReLU only; training): the forward is still max(raw, 0), but below 0 the part of the
-    incoming gradient that asks for more density passes, times `grad_leak`, instead of nothing, so a
-    density head whose raw output is negative everywhere (pruning leaves that: docs/pruning.md) still
-    learns where density is wanted and comes back.
-    """
+    `DENSITY_ACTIVATIONS`). Differentiable; ReLU stays `torch.relu`, bit for bit the former code."""
     if activation == "relu":
-        if grad_leak > 0 and raw.requires_grad:
-            return _ReluLeakyGrad.apply(raw, float(grad_leak))
         return torch.relu(raw)
     if activation == "softplus":
         return F.softplus(raw + SOFTPLUS_SHIFT)

@@ -94,7 +94,6 @@ class NerfModel(nn.Module):
         super().__init__()
         self.field_cfg = cfg
         self.mlp = mlp or MLPConfig()
-        self.density_grad_leak = 0.0  # training: the ReLU density's surrogate gradient below 0 (TrainConfig.density_grad_leak)
         self.coarse: nn.Module = NerfMLP(cfg)
         self.fine: nn.Module | None = NerfMLP(cfg) if fine else None
 

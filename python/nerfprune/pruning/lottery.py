@@ -88,7 +88,7 @@ class PruneConfig:
     schedule: str = "geometric"  # the target sparsity after each round: "geometric" or "cubic" (gradual pruning)
     distill: float = 0.0  # weight w of distillation from the dense parent while re-training: loss = photometric + w x distillation term (0: off)
     distill_target: str = "rays"  # what the pruned model is pulled towards (DISTILL_TARGETS)
-    revive_density: float = 0.01  # re-training a ReLU density: the gradient slope below 0 (TrainConfig.density_grad_leak), so a density head pruning left negative everywhere comes back (0: plain ReLU, as before)
+    revive_density: bool = True  # ReLU density: after pruning, raise each density head's bias until it is positive at as many of the parent's occupied-grid points as the parent's was (a head pruning left negative everywhere gets no gradient and never comes back); false: as before
 
     def validate(self) -> None:
         """Types and ranges of every field (bounds: docs/validation.md)."""
@@ -114,7 +114,8 @@ class PruneConfig:
         check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
         check_range("distill", self.distill, 0.0, 1e4)
         check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
-        check_range("revive_density", self.revive_density, 0.0, 1.0)
+        if not isinstance(self.revive_density, bool):
+            raise ConfigError(f"revive_density must be true or false, got {self.revive_density!r}")
 
     def sparsity_after(self, r: int) -> float:
         """The schedule's target fraction of the prunable weights removed after round r (0 <= r <= rounds)."""
@@ -217,6 +218,54 @@ def _read_round(path: Path, index: int) -> dict:
     return record
 
 
+REVIVE_POINTS = 16384  # points drawn in the parent's occupied cells to match its share of positive raw density
+REVIVE_BELOW = 0.5  # a head is revived when fewer than this fraction of the parent's positive points stay positive
+
+
+@torch.no_grad()
+def revive_density_heads(reference: NerfModel, init: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
+                         seed: int) -> dict[str, float]:
+    """Raise the density heads' biases in `init` (the masked state a round re-trains from) where pruning
+    closed them; returns the shift per head ({} when nothing was done).
+
+    A ReLU density whose raw output is negative everywhere gives density 0 and gradient 0: fine-tuning
+    cannot bring it back (global magnitude pruning to 90 % and more did that to mic, docs/pruning.md).
+    At `REVIVE_POINTS` points drawn uniformly in `reference`'s occupied grid cells (seeded), each
+    network's raw density with `init` and `masks` is compared with `reference`'s: if pruning closed the
+    head (fewer than `REVIVE_BELOW` of the reference's share of points positive), its bias is raised by
+    the quantile that makes the shares equal. Nothing happens for another activation, without a grid
+    (no points known to hold the scene), or where the head stayed open.
+    """
+    grid = getattr(reference, "grid", None)
+    if reference.field_cfg.density_activation != "relu" or grid is None or grid.warmup:
+        return {}
+    gen = torch.Generator().manual_seed(int(seed))
+    occupied = torch.nonzero(grid.occupied.reshape(-1).cpu())[:, 0]
+    if occupied.numel() == 0:
+        return {}
+    cells = occupied[torch.randint(occupied.numel(), (REVIVE_POINTS,), generator=gen)]
+    points = grid.cell_points(cells, torch.rand((REVIVE_POINTS, 3), generator=gen)).to(reference.device)
+    from taichi_kernels.reference import positional_encoding
+
+    pos_enc = positional_encoding(points, reference.field_cfg.pos_frequencies)  # [N, P]
+    dir_enc = pos_enc.new_zeros(points.shape[0], reference.field_cfg.dir_features)  # [N, Dd]
+    pruned = copy.deepcopy(reference)
+    pruned.load_state_dict({k: (v * masks[k] if k in masks else v) for k, v in init.items()})
+    shifts = {}
+    for name, net in reference.networks().items():
+        want = (net(pos_enc, dir_enc)[0][:, 0] > 0).double().mean()
+        raw = pruned.networks()[name](pos_enc, dir_enc)[0][:, 0]  # [N]
+        if want == 0 or (raw > 0).double().mean() >= REVIVE_BELOW * want:
+            continue
+        shift = -float(torch.quantile(raw.double(), 1.0 - float(want)))
+        init[f"{name}.sigma.bias"] = init[f"{name}.sigma.bias"] + shift
+        shifts[name] = shift
+    if shifts:
+        log.info("revived the density head(s): sigma bias raised by %s",
+                 ", ".join(f"{k} {v:.3f}" for k, v in shifts.items()))
+    return shifts
+
+
 def run_pruning(
     parent: str | Path, scene: Scene, cfg: PruneConfig, out_dir: str | Path, *, progress: bool = False,
 ) -> dict:
@@ -233,8 +282,7 @@ def run_pruning(
     if ckpt.masks:
         raise ConfigError(f"{parent}: is already pruned; prune a dense model (more rounds: --rounds)")
     # Everything that can be refused is checked before prune_config.json is written.
-    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations,
-                          density_grad_leak=cfg.revive_density)
+    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
     parent_grid = getattr(model, "grid", None)
     if parent_grid is not None and not parent_grid.warmup:
         # The pruned model inherits its parent's carved grid (the scene is the same) and refreshes it from its
@@ -280,6 +328,8 @@ def run_pruning(
         masks = next_masks(current, previous, cfg, r, neuron_stats)
         start = current.state_dict() if cfg.rewind == "continue" else rewind
         init = {k: v.clone() for k, v in start.items()}
+        if cfg.revive_density:
+            revive_density_heads(current, init, masks, seed=cfg.seed + r)
         extra = {"prune_round": r, "parent": str(parent)}
         if teacher is not None:
             extra.update(distill=cfg.distill, distill_target=cfg.distill_target)
