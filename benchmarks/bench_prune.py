@@ -128,7 +128,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
     ax.set_xlabel("render time x dense (same renderer; log)")
     ax.set_ylabel("PSNR - dense (dB), equal budget")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
