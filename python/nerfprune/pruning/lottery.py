@@ -47,6 +47,7 @@ from nerfprune.loss import Teacher
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
+from taichi_kernels.reference import positional_encoding
 from nerfprune.training import (MAX_ITERATIONS, MAX_SEED, TrainConfig, Trainer, build_model, load_model,
                                 parameter_shapes)
 
@@ -107,15 +108,11 @@ class PruneConfig:
                               f"got method {self.method!r} (or use importance 'magnitude')")
         check_range("importance_batches", self.importance_batches, 1, 1000)
         check_range("min_neurons", self.min_neurons, 1, 4096)
-        if not isinstance(self.prune_inputs, bool):
-            raise ConfigError(f"prune_inputs must be true or false, got {self.prune_inputs!r}")
         if self.prune_inputs and self.method != "structured":
             raise ConfigError(f"prune_inputs: drops whole input features; it needs method 'structured', got {self.method!r}")
         check_choice("schedule", self.schedule, SCHEDULES, "sparsity schedule")
         check_range("distill", self.distill, 0.0, 1e4)
         check_choice("distill_target", self.distill_target, DISTILL_TARGETS, "distillation target")
-        if not isinstance(self.revive_density, bool):
-            raise ConfigError(f"revive_density must be true or false, got {self.revive_density!r}")
 
     def sparsity_after(self, r: int) -> float:
         """The schedule's target fraction of the prunable weights removed after round r (0 <= r <= rounds)."""
@@ -245,8 +242,6 @@ def revive_density_heads(reference: NerfModel, init: dict[str, torch.Tensor], ma
         return {}
     cells = occupied[torch.randint(occupied.numel(), (REVIVE_POINTS,), generator=gen)]
     points = grid.cell_points(cells, torch.rand((REVIVE_POINTS, 3), generator=gen)).to(reference.device)
-    from taichi_kernels.reference import positional_encoding
-
     pos_enc = positional_encoding(points, reference.field_cfg.pos_frequencies)  # [N, P]
     dir_enc = pos_enc.new_zeros(points.shape[0], reference.field_cfg.dir_features)  # [N, Dd]
     pruned = copy.deepcopy(reference)
