@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nerfprune.errors import ConfigError
 from nerfprune.experiments.engines import RunConfig
-from nerfprune.experiments.scheduler import CellFailed, run_dag, topological_order
+from nerfprune.experiments.scheduler import CellFailed, critical_paths, run_dag, topological_order
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Node:
     name: str
     deps: tuple[str, ...] = ()
     exclusive: bool = False
+    work: float = 0.0
 
 
 class FakeEngine:
@@ -63,7 +64,8 @@ def dags(draw):
     nodes = []
     for i in range(n):
         deps = draw(st.lists(st.integers(0, i - 1), unique=True, max_size=3)) if i else []
-        nodes.append(Node(f"c{i}", tuple(f"c{d}" for d in deps), exclusive=draw(st.booleans())))
+        nodes.append(Node(f"c{i}", tuple(f"c{d}" for d in deps), exclusive=draw(st.booleans()),
+                          work=draw(st.sampled_from([0.0, 1.0, 5.0]))))
     return {node.name: node for node in draw(st.permutations(nodes))}
 
 
@@ -90,6 +92,33 @@ def test_topological_order_puts_dependencies_first(nodes):
     order = topological_order(nodes)
     assert sorted(order) == sorted(nodes)
     assert all(order.index(d) < order.index(n) for n in nodes for d in nodes[n].deps)
+
+
+def test_the_longest_chain_of_work_starts_first():
+    """The study's shape: short independent cells listed first, a long chain behind one of them. With one
+    slot the chain's head goes first; with two, the chain never waits while short cells run."""
+    nodes = {n.name: n for n in (Node("s1", work=1), Node("s2", work=1), Node("s3", work=1), Node("d1", work=1),
+                                 Node("d2", ("d1",), work=2), Node("d4", ("d2",), work=4), Node("p4", ("d2",), work=4),
+                                 Node("t", ("d4",), exclusive=True))}
+    order = topological_order(nodes)
+    tail = critical_paths(nodes, order)
+    assert tail == {"s1": 1, "s2": 1, "s3": 1, "d1": 7, "d2": 6, "d4": 4, "p4": 4, "t": 0}
+    engine = FakeEngine(1)
+    run_dag(nodes, [], engine, driver(engine))
+    assert [e[1] for e in engine.events if e[0] == "start"][:3] == ["d1", "d2", "d4"]
+    engine = FakeEngine(2)
+    run_dag(nodes, [], engine, driver(engine))
+    assert [e[1] for e in engine.events if e[0] == "start"][:2] == ["d1", "s1"]
+
+
+def test_the_grid_gives_the_dense_chain_its_iterations_as_work():
+    from nerfprune.experiments.grid import StudyConfig, plan_cells
+
+    cells = plan_cells(StudyConfig(scale=0.1))
+    assert [cells[f"dense-{n}-s0"].work for n in (500, 1000, 2000, 4000)] == [500, 500, 1000, 2000]
+    assert cells["pruned-global-2000-s0"].work == 2000 and cells["time-dense-500-s0"].work == 0
+    tail = critical_paths(cells, topological_order(cells))
+    assert max(tail, key=tail.get) == "dense-500-s0" and tail["dense-500-s0"] == 4000
 
 
 def test_finished_cells_are_not_run_again():

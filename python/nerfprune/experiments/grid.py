@@ -173,6 +173,7 @@ class Cell:
     deps: tuple[str, ...] = ()  # cells that must have finished first
     info: dict = field(default_factory=dict)  # what the report groups and labels by (group, seed, iterations, ...)
     exclusive: bool = False  # runs with no other cell in flight, in the driver process (timings)
+    work: float = 0.0  # training iterations it runs itself (what the scheduler orders by; not in the spec)
 
 
 def _scene_spec(cfg: StudyConfig) -> dict:
@@ -216,25 +217,25 @@ def plan_cells(cfg: StudyConfig) -> dict[str, Cell]:
                 lengths[seed].update(total(r, n) for r in cfg.recipes)
     cells: dict[str, Cell] = {}
     for seed, ls in sorted(lengths.items()):
-        previous = None
+        previous, previous_length = None, 0
         for length in sorted(ls):
             name = f"dense-{length}-s{seed}"
             cells[name] = Cell(
                 name, "dense",
                 # The chain (which checkpoint it continues) is not in the spec: the model is the same either way.
                 {"kind": "dense", "scene": scene, "train": to_dict(cfg.train_config(length, seed)), "eval": _eval_spec(cfg)},
-                deps=(previous,) if previous else (),
+                deps=(previous,) if previous else (), work=length - previous_length,
                 info={"group": f"dense-{length}", "seed": seed, "iterations": length, "total_iterations": length,
                       "sparsity": 0.0, "grid_point": length in grid,
                       "images": cfg.image_views if seed == first and length in (top, 2 * top) else 0})
-            previous = name
+            previous, previous_length = name, length
     for name, recipe, n, sparsity, seed, group in pruned:
         parent = f"dense-{n}-s{seed}"
         p = recipe.prune_config(n, sparsity, seed)
         cells[name] = Cell(
             name, "pruned",
             {"kind": "pruned", "scene": scene, "parent": parent, "prune": to_dict(p), "eval": _eval_spec(cfg)},
-            deps=(parent,),
+            deps=(parent,), work=p.rounds * p.retrain_iterations,
             info={"group": group, "seed": seed, "iterations": n, "recipe": recipe.name, "method": p.method,
                   "rounds": p.rounds, "total_iterations": n + p.rounds * p.retrain_iterations,
                   "target_sparsity": p.sparsity, "sweep": name.startswith("sweep-"),
