@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -117,6 +118,9 @@ def test_report_sections_plots_and_self_contained_html(study):
             assert cell.strip().replace("\\|", "|") in text, cell
     assert "23.62" in report and "26.20" in report and "2.06 s" in report and "2.50 s" in report  # the 2022 figures
     assert "pending" not in report
+    timing = report.split("## Render time of every model")[1].split("## ")[0]
+    rows = [line for line in timing.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(set(rows)) == sum(len(c["paths"]) for c in results["cells"].values() if c["kind"] == "time")
 
 
 def test_report_numbers_are_the_cells(study):
@@ -242,6 +246,51 @@ def test_cli_from_scratch_then_resumed(tmp_path):
     first = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "0 resumed, 0 pending" in first.stdout and str(out / "report.md") in first.stdout
+    computed = json.loads((out / "results.json").read_text())
+    machine_line = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("- Machine:"))
     again = subprocess.run([sys.executable, "-m", "nerfprune", "study", "--config", str(out / "study_config.json"),
-                            "--out", str(out), "--report-only"], capture_output=True, text=True, timeout=120)
+                            "--out", str(out), "--report-only", "--threads", "2", "--workers", "3"],
+                           capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "0 cells run" in again.stdout and "0 pending" in again.stdout, again.stdout + again.stderr
+    reported = json.loads((out / "results.json").read_text())  # the report describes the run that computed the cells
+    assert reported["machine"] == computed["machine"] and reported["run"] == computed["run"]
+    assert machine_line in (out / "report.md").read_text() and "with 1 worker(s)" in machine_line
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_stops_the_workers_and_the_next_run_resumes(tmp_path):
+    """`kill` of the driver takes Ctrl-C's path: exit 130, no worker left training, checkpoints kept, and the
+    same command again finishes the grid (before, the workers outlived the driver and kept writing)."""
+    import signal
+    import time
+
+    out = tmp_path / "s"
+    run = [sys.executable, "-m", "nerfprune", "study", "--scale", "0.04", "--iterations", "5000", "--preset", "tiny",
+           "--views", "1", "--repeats", "1", "--seeds", "0", "--sweep", "--recipe", "global=global", "--threads", "1",
+           "--no-equal-budget", "--out", str(out)]
+    driver = subprocess.Popen(run + ["--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "dense-200-s0" / "checkpoint.safetensors").exists():  # a worker is training, past a save
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=120)
+    finally:  # whatever happens, nothing of this test keeps running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    workers = {e["pid"] for e in run_log(out)} - {driver.pid}
+    assert workers and not any(_alive(pid) for pid in workers), "a worker outlived the driver"
+    assert (out / "report.md").exists() and "pending" in (out / "report.md").read_text()
+    again = subprocess.run(run, capture_output=True, text=True, timeout=600)  # in this process: no pool to start
+    assert again.returncode == 0, again.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["status"].values()) == {"done"} and results["cells"]["dense-200-s0"].get("resumed_from", 0) > 0

@@ -8,8 +8,10 @@ bad input data give one line on stderr and exit code 2 — no stack trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -122,7 +124,9 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     _flag(p, StudyConfig, "scale", default=None, type=float)
     p.add_argument("--iterations", type=int, nargs="+", default=None, help="pre-training lengths N at scale 1 [default: 5000 10000 20000]")
     p.add_argument("--preset", default=None, choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)}) [default: small]")
-    p.add_argument("--occupancy", action="store_true", help="train every model with an occupancy grid (docs/empty-space.md)")
+    p.add_argument("--occupancy", action=argparse.BooleanOptionalAction, default=None,
+                   help="train every model with an occupancy grid, or without (--no-occupancy) [default: with, on scenes "
+                        "with a bounding box; docs/empty-space.md]")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds of the seeded grid points [default: 0 1 2]")
     _flag(p, StudyConfig, "seeded_points", default=None, type=int)
     p.add_argument("--recipe", action="append", default=None, metavar="NAME=METHOD[,FIELD=VALUE...]",
@@ -489,9 +493,24 @@ def _study_config(args: argparse.Namespace):
     train = cfg.train
     if args.preset is not None:
         train = replace(train, model=replace(train.model, preset=args.preset))
-    if args.occupancy:
-        train = replace(train, occupancy=replace(train.occupancy, enabled=True))
+    if args.occupancy is not None:
+        train = replace(train, occupancy=replace(train.occupancy, enabled=args.occupancy))
     return replace(cfg, train=train, **changes)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (`kill`, a scheduler stopping the job) takes Ctrl-C's path: the study stops its worker processes,
+    each training cell saves its checkpoint, the report is written. The default would end the driver alone and
+    leave its workers training into folders that the next run trains into too."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -507,7 +526,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     run = RunConfig(workers=args.workers, engine=args.engine, threads=args.cell_threads, cluster=args.cluster,
                     partition=args.partition, timeout_min=args.timeout_min)
     try:
-        results = run_study(cfg, args.out, run, report_only=args.report_only)
+        with sigterm_as_interrupt():
+            results = run_study(cfg, args.out, run, report_only=args.report_only)
     except KeyboardInterrupt:
         print(f"nerfprune study: interrupted; the report in {args.out} shows the cells finished so far; "
               f"run the same command again to resume", file=sys.stderr)

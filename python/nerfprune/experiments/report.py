@@ -68,6 +68,48 @@ def setting(results: dict) -> list[str]:
     ]
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it (a report committed with the repository
+    names its folder as a clone sees it), else as given."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def fmt_hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def compute_text(results: dict) -> str:
+    """What the finished cells cost, per kind, and the wall span of the run log."""
+    compute = results.get("compute") or {}
+    kinds = compute.get("kinds") or {}
+    if not kinds:
+        return "No cell has finished yet."
+    parts = ", ".join(f"{k} {fmt_hours(v['seconds'])} ({v['cells']} cells)" for k, v in sorted(kinds.items()))
+    threads = sum(v["thread_seconds"] for v in kinds.values())
+    span = compute.get("wall_span_s")
+    wall = (f" Wall time, from the first cell's start to the last cell's finish in `run-log.jsonl` (every run that "
+            f"contributed, and the gaps between them): {fmt_hours(span)}.") if span is not None else ""
+    return (f"Compute of the finished cells: {parts}; {fmt_hours(threads)} of thread time in all (a cell's seconds "
+            f"x its threads).{wall}")
+
+
+def full_scale_estimate(results: dict) -> str:
+    """Thread time of the training cells extrapolated to scale 1 (iterations scale linearly; evaluation does not)."""
+    cfg, kinds = results["config"], (results.get("compute") or {}).get("kinds") or {}
+    train = sum(kinds.get(k, {}).get("thread_seconds", 0.0) for k in ("dense", "pruned"))
+    done = sum(s == "done" for s in results["status"].values()) == len(results["status"])
+    if not train or not done or cfg["scale"] >= 1:
+        return ""
+    full = train / cfg["scale"]
+    return (f" Estimated cost at scale 1, from this run's training and pruning cells ({fmt_hours(train)} of thread "
+            f"time) x 1 / {cfg['scale']}: about {full / 3600:.0f} thread-hours on this machine's cores, an "
+            f"extrapolation (it counts their evaluations as if they grew too); the longest chain of dependent cells (dense up to "
+            f"{2 * max(cfg['iterations'])} iterations, as long as pruned N + N at the largest N) bounds the wall time however many workers run.")
+
+
 def status_rows(results: dict) -> list[list[str]]:
     rows = []
     for name, status in results["status"].items():
@@ -161,7 +203,7 @@ def timing_rows(results: dict) -> list[list[str]]:
 
 def path_order(cell: dict) -> list[str]:
     """A timing cell's paths: dense first, then the variants in the study's order (JSON keeps them sorted)."""
-    return [p for p in ["dense", *cell["spec"]["variants"]] if p in cell["paths"]]
+    return [p for p in dict.fromkeys(["dense", *cell["spec"]["variants"]]) if p in cell["paths"]]
 
 
 def profile_rows(profile: dict) -> tuple[list[str], list[list[str]]]:
@@ -181,6 +223,7 @@ def build(results: dict, out: Path) -> Doc:
     doc.heading(2, "Status")
     doc.para(f"{done} of {len(results['status'])} cells finished ({len(results['ran_this_time'])} computed by the "
              f"run that wrote this report)." + ("" if done < len(results["status"]) else " The grid is complete."))
+    doc.para(compute_text(results))
     rows = status_rows(results)
     if rows:
         doc.table(["cell", "status", "waits for"], rows)
@@ -221,10 +264,11 @@ def build(results: dict, out: Path) -> Doc:
             doc.image(f"{p.parent.name} {p.stem}", p.relative_to(out).as_posix())
     doc.heading(2, "Reproduce")
     doc.bullets([
-        f"This run: `nerfprune study --config {out}/study_config.json --out {out}` (finished cells are kept; "
+        f"This run: `nerfprune study --config {shown(out)}/study_config.json --out {shown(out)}` (finished cells are kept; "
         f"add `--workers N` for N local processes or `--engine submitit` for SLURM; `results.json` holds every number).",
         f"The full schedule: `nerfprune study --scene {cfg['scene']} --factor {cfg['factor']} --scale 1 --workers N "
-        f"--out outputs/study-full` (docs/study.md: cost and engines).",
+        f"--out outputs/study-full` on a bigger machine, `--engine submitit --workers N` on SLURM, or "
+        f"`--ti-arch cuda` on a GPU (docs/study.md: cost and engines).{full_scale_estimate(results)}",
     ])
     return doc
 

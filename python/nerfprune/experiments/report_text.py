@@ -91,7 +91,8 @@ def slower_answer(results: dict) -> str:
         text.append(pending_note(missing(results, "profile")).capitalize() + " for the per-stage split.")
     r22 = STUDY_2022["render_s"]
     text.append(f"The 2022 figures, {r22['pruned']:.2f} s vs {r22['dense']:.2f} s (x{r22['pruned'] / r22['dense']:.2f}, "
-                f"one timing each on a shared machine), are the same story plus noise.")
+                f"one timing each on a shared machine), are consistent with that: no work saved, the mask multiply's "
+                f"overhead, and the noise of single timings.")
     return " ".join(text)
 
 

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nerfprune.config import atomic_write_json, check_out_dir, make_dir, save_config, to_dict
-from nerfprune.experiments.cells import (CONFIG_NAME, StudyContext, context, finished, load_study_scene,
+from nerfprune.experiments.cells import (CONFIG_NAME, RUN_LOG, StudyContext, context, finished, load_study_scene,
                                          run_cell)
 from nerfprune.experiments.engines import RunConfig, make_engine
 from nerfprune.experiments.grid import NERF_LR_DECAY_STEPS, PruneRecipe, StudyConfig, plan_cells
@@ -78,6 +78,32 @@ def prepare(cfg: StudyConfig, out_dir: str | Path) -> StudyContext:
     return context(out, scene=scene)
 
 
+def compute_summary(out: Path, cells: dict) -> dict:
+    """What the finished cells cost: seconds per kind of cell and thread-seconds (a cell's seconds x its
+    threads), and the wall span of `run-log.jsonl` (first start to last done, over every run that
+    contributed; resumed runs included, the gaps between them too)."""
+    import json
+
+    kinds: dict[str, dict] = {}
+    for cell in cells.values():
+        k = kinds.setdefault(cell["kind"], {"cells": 0, "seconds": 0.0, "thread_seconds": 0.0})
+        k["cells"] += 1
+        k["seconds"] += cell.get("seconds", 0.0)
+        k["thread_seconds"] += cell.get("seconds", 0.0) * cell.get("worker", {}).get("threads", 1)
+    starts, dones = [], []
+    try:
+        for line in (out / RUN_LOG).read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: the summary is a figure, not a check
+            (starts if event.get("event") == "start" else dones if event.get("event") == "done" else []).append(event["time"])
+    except OSError:
+        pass
+    span = max(dones) - min(starts) if starts and dones else None
+    return {"kinds": kinds, "wall_span_s": span}
+
+
 def collect(ctx: StudyContext, outcome: DagOutcome | None = None) -> dict:
     """Every finished cell's result, the status of every cell and the setting: what the report reads."""
     cells, status = {}, {}
@@ -100,7 +126,19 @@ def collect(ctx: StudyContext, outcome: DagOutcome | None = None) -> dict:
         "plan": {n: {"kind": c.kind, "deps": list(c.deps), "info": c.info, "exclusive": c.exclusive}
                  for n, c in ctx.plan.items()},
         "cells": cells, "status": status, "ran_this_time": [] if outcome is None else list(outcome.ran),
+        "compute": compute_summary(ctx.out, cells),
     }
+
+
+def _computing_run(out: Path) -> dict:
+    """The machine and engine settings of the last run that computed cells in `out` (from its results.json)."""
+    import json
+
+    try:
+        previous = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: previous[k] for k in ("machine", "run") if isinstance(previous, dict) and k in previous}
 
 
 def run_study(cfg: StudyConfig, out_dir: str | Path, run: RunConfig | None = None, *,
@@ -118,6 +156,7 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, run: RunConfig | None = Non
     run.validate()
     ctx = prepare(cfg, out_dir)
     outcome = None
+    computed_by = _computing_run(ctx.out) if report_only else {}
     try:
         if not report_only:
             done = [n for n in ctx.plan if finished(ctx, n) is not None]
@@ -125,6 +164,7 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, run: RunConfig | None = Non
     finally:
         results = collect(ctx, outcome)
         results["run"] = to_dict(run)
+        results.update(computed_by)  # a report-only pass describes the run that computed the cells, not itself
         results["report"] = str(write_report(results, ctx.out))
         atomic_write_json(ctx.out / "results.json", results)
     if outcome is not None:
