@@ -19,6 +19,7 @@ same grid runs at a tenth of the schedule, or in a test.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -82,8 +83,6 @@ def compute_summary(out: Path, cells: dict) -> dict:
     """What the finished cells cost: seconds per kind of cell and thread-seconds (a cell's seconds x its
     threads), and the wall span of `run-log.jsonl` (first start to last done, over every run that
     contributed; resumed runs included, the gaps between them too)."""
-    import json
-
     kinds: dict[str, dict] = {}
     for cell in cells.values():
         k = kinds.setdefault(cell["kind"], {"cells": 0, "seconds": 0.0, "thread_seconds": 0.0})
@@ -97,7 +96,10 @@ def compute_summary(out: Path, cells: dict) -> dict:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash: the summary is a figure, not a check
-            (starts if event.get("event") == "start" else dones if event.get("event") == "done" else []).append(event["time"])
+            if event.get("event") == "start":
+                starts.append(event["time"])
+            elif event.get("event") == "done":
+                dones.append(event["time"])
     except OSError:
         pass
     span = max(dones) - min(starts) if starts and dones else None
@@ -132,8 +134,6 @@ def collect(ctx: StudyContext, outcome: DagOutcome | None = None) -> dict:
 
 def _computing_run(out: Path) -> dict:
     """The machine and engine settings of the last run that computed cells in `out` (from its results.json)."""
-    import json
-
     try:
         previous = json.loads((out / "results.json").read_text())
     except (OSError, ValueError):

@@ -47,9 +47,9 @@ from nerfprune.loss import Teacher
 from nerfprune.pruning.masks import mask_overlap, mask_stats
 from nerfprune.pruning.methods import METHODS
 from nerfprune.scene.types import Scene
-from taichi_kernels.reference import positional_encoding
 from nerfprune.training import (MAX_ITERATIONS, MAX_SEED, TrainConfig, Trainer, build_model, load_model,
                                 parameter_shapes)
+from taichi_kernels.reference import positional_encoding
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +244,12 @@ def revive_density_heads(reference: NerfModel, init: dict[str, torch.Tensor], ma
     points = grid.cell_points(cells, torch.rand((REVIVE_POINTS, 3), generator=gen)).to(reference.device)
     pos_enc = positional_encoding(points, reference.field_cfg.pos_frequencies)  # [N, P]
     dir_enc = pos_enc.new_zeros(points.shape[0], reference.field_cfg.dir_features)  # [N, Dd]
-    pruned = copy.deepcopy(reference)
-    pruned.load_state_dict({k: (v * masks[k] if k in masks else v) for k, v in init.items()})
+    masked = {k: (v * masks[k] if k in masks else v) for k, v in init.items()}
     shifts = {}
     for name, net in reference.networks().items():
         want = (net(pos_enc, dir_enc)[0][:, 0] > 0).double().mean()
-        raw = pruned.networks()[name](pos_enc, dir_enc)[0][:, 0]  # [N]
+        own = {k.removeprefix(f"{name}."): v for k, v in masked.items() if k.startswith(f"{name}.")}
+        raw = torch.func.functional_call(net, own, (pos_enc, dir_enc))[0][:, 0]  # [N], the masked start's raw density
         if want == 0 or (raw > 0).double().mean() >= REVIVE_BELOW * want:
             continue
         shift = -float(torch.quantile(raw.double(), 1.0 - float(want)))
