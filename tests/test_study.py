@@ -73,7 +73,11 @@ def test_the_grid_has_the_2022_cells_and_the_controls(study):
     assert seeds["pruned-global-10"] == seeds["dense-20"] == 1
     pruned = results["cells"]["pruned-global-10-s0"]
     assert (pruned["iterations"], pruned["total_iterations"]) == (10, 20) and pruned["sparsity"] == pytest.approx(0.95, abs=0.01)
-    assert {"dense", "masked", "compacted"} == set(results["cells"]["time-pruned-global-10-s0"]["paths"])
+    timed = results["cells"]["time-pruned-global-10-s0"]["paths"]
+    assert {"dense", "masked", "compacted"} == set(timed)
+    # the sample count beside the time: masked and compacted share one grid and one function
+    assert all(p["samples_per_ray"] > 0 for p in timed.values())
+    assert timed["masked"]["samples_per_ray"] == pytest.approx(timed["compacted"]["samples_per_ray"], rel=0.02)
     assert results["cells"]["pruned-structured-10-s0"]["spec"]["prune"]["method"] == "structured"
 
 

@@ -260,7 +260,7 @@ def _time(ctx: StudyContext, cell: Cell) -> dict:
                 unavailable[variant] = str(e)
     results = compare_paths(paths, ctx.scene, model.train_config.render, split="val", views=1,
                             repeats=cell.spec["repeats"])
-    timed = {r.label: {**Timing(r.seconds).as_dict(), "psnr": r.psnr} for r in results}
+    timed = {r.label: {**Timing(r.seconds).as_dict(), "psnr": r.psnr, "samples_per_ray": r.samples_per_ray} for r in results}
     return {"model": cell.spec["model"], "sparsity": source["sparsity"], "view": int(ctx.scene.split("val")[0]),
             "paths": timed, "unavailable": unavailable}
 

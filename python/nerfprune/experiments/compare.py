@@ -27,6 +27,7 @@ class PathResult:
     sparsity: float  # fraction of prunable weights removed (0 for dense)
     psnr: float  # mean PSNR over the evaluated views, dB
     seconds: list[float]  # render time of the timed view, every repeat
+    samples_per_ray: float  # MLP evaluations per ray of the timed view (coarse + fine, after early termination)
 
     @property
     def median_s(self) -> float:
@@ -45,22 +46,23 @@ def compare_paths(
         for key, model in models.items()
     }
     seconds: dict[tuple[str, float], list[float]] = {key: [] for key in models}
+    samples: dict[tuple[str, float], float] = {}
     with torch.no_grad():
-        for model in models.values():  # warm-up: kernel compilation, buffer pools
-            render_view(model, scene.cameras, timed_view, render_cfg, scene.background)
+        for key, model in models.items():  # warm-up: kernel compilation, buffer pools; the sample count
+            samples[key] = float(render_view(model, scene.cameras, timed_view, render_cfg, scene.background)["mlp_samples_per_ray"])
         for _ in range(repeats):
             for key, model in models.items():
                 start = time.perf_counter()
                 render_view(model, scene.cameras, timed_view, render_cfg, scene.background)
                 seconds[key].append(time.perf_counter() - start)
-    return [PathResult(label, sparsity, psnr[(label, sparsity)], seconds[(label, sparsity)]) for label, sparsity in models]
+    return [PathResult(key[0], key[1], psnr[key], seconds[key], samples[key]) for key in models]
 
 
 def format_table(results: list[PathResult], baseline: str = "dense") -> str:
     """A plain-text table with ratios of time and PSNR differences to `baseline`."""
     base = next(r for r in results if r.label == baseline)
-    lines = [f"{'path':18s} {'sparsity':>8s} {'time s':>8s} {'x dense':>8s} {'PSNR dB':>8s} {'vs dense':>8s}"]
+    lines = [f"{'path':18s} {'sparsity':>8s} {'time s':>8s} {'x dense':>8s} {'PSNR dB':>8s} {'vs dense':>8s} {'samples/ray':>11s}"]
     for r in results:
         lines.append(f"{r.label:18s} {r.sparsity:8.2f} {r.median_s:8.3f} {r.median_s / base.median_s:8.2f} "
-                     f"{r.psnr:8.2f} {r.psnr - base.psnr:+8.2f}")
+                     f"{r.psnr:8.2f} {r.psnr - base.psnr:+8.2f} {r.samples_per_ray:11.1f}")
     return "\n".join(lines)

@@ -189,15 +189,16 @@ def timing_rows(results: dict) -> list[list[str]]:
                                                          if "recipe" in info else "")
         cell = results["cells"].get(name)
         if cell is None:
-            rows.append([what, "-", PENDING, "", "", ""])
+            rows.append([what, "-", PENDING, "", "", "", ""])
             continue
         dense = cell["paths"]["dense"]["median_s"]
         for path in path_order(cell):
             t = cell["paths"][path]
             sparsity = "0" if path == "dense" else f"{cell['sparsity']:.3f}"
-            rows.append([what, sparsity, path, fmt_time(t), f"{t['median_s'] / dense:.2f}", f"{t['psnr']:.2f}"])
+            samples = "-" if t.get("samples_per_ray") is None else f"{t['samples_per_ray']:.1f}"  # older cells lack it
+            rows.append([what, sparsity, path, fmt_time(t), f"{t['median_s'] / dense:.2f}", samples, f"{t['psnr']:.2f}"])
         for path, why in cell.get("unavailable", {}).items():
-            rows.append([what, f"{cell['sparsity']:.3f}", path, f"unavailable ({why})", "", ""])
+            rows.append([what, f"{cell['sparsity']:.3f}", path, f"unavailable ({why})", "", "", ""])
     return rows
 
 
@@ -243,8 +244,11 @@ def build(results: dict, out: Path) -> Doc:
                "sparsity", "seeds done"], quality_rows(results))
     doc.heading(2, "Render time of every model")
     doc.para("Each pruned model's inference paths are timed interleaved with its dense parent (x dense is that ratio); "
-             "the PSNR is that of the timed view on that path.")
-    doc.table(["model", "sparsity", "path", "render time", "x dense", "PSNR timed view"], timing_rows(results))
+             "the PSNR is that of the timed view on that path. Every model renders through its own occupancy grid, so "
+             "x dense mixes the MLP's cost per sample with the sample count: MLP samples/ray (coarse + fine, after "
+             "early termination) tells the two apart.")
+    doc.table(["model", "sparsity", "path", "render time", "x dense", "MLP samples/ray", "PSNR timed view"],
+              timing_rows(results))
     doc.heading(2, "Where the time goes: per-stage profile")
     profile = results["cells"].get("profile")
     if profile is None:
