@@ -26,5 +26,9 @@ def test_demo_runs_end_to_end_and_reports_what_it_wrote(tmp_path):
     assert [r["path"] for r in rows] == ["dense", "masked", "baked", "compacted", "structured"]
     assert rows[0]["x_dense_time"] == 1.0 and all(r["median_s"] > 0 for r in rows)
     assert summary["structured_x_dense_time"] == rows[-1]["x_dense_time"]
+    # MLP samples per ray of the timed view: coarse (<= 8) + fine (the coarse ones again + 8) at most
+    assert all(0 < r["samples_per_ray"] <= 8 + 8 + 8 for r in rows)
+    masked, baked = rows[1], rows[2]  # one pruned model, one grid, the same products: the same samples
+    assert masked["samples_per_ray"] == baked["samples_per_ray"]
     assert (tmp_path / "render" / "test" / "test_001_rgb.png").exists()
     assert any((tmp_path / "render" / "orbit").glob("orbit.*"))

@@ -75,3 +75,26 @@ def test_a_pruned_model_starts_from_its_parents_grid_and_refreshes_it(tiny_scene
     # one update (at re-training step 0) on top of the parent's six, from the pruned model's own field
     assert pruned.grid.updates == 7 and not pruned.grid.warmup
     assert not torch.equal(pruned.grid.density, parent.grid.density)
+
+
+def test_the_grids_decay_comes_from_the_config_and_is_checked(tiny_scene, tmp_path, monkeypatch):
+    import pytest
+
+    from nerfprune.errors import ConfigError
+
+    seen = []
+    update = OccupancyGrid.update
+
+    def spy(self, fn, step, **kw):
+        seen.append(kw["decay"])
+        return update(self, fn, step, **kw)
+
+    monkeypatch.setattr(OccupancyGrid, "update", spy)
+    cfg = TrainConfig(iterations=8, batch_size=64, checkpoint_every=8, seed=1, val_views=0,
+                      model=NerfModelConfig(preset="tiny"), render=RenderConfig(n_coarse=8, n_fine=8),
+                      occupancy=OccupancyConfig(enabled=True, resolution=8, update_every=4, warmup_steps=0, decay=0.5))
+    Trainer(tiny_scene, cfg, tmp_path / "run").run()
+    assert seen == [0.5, 0.5]  # updates at steps 0 and 4
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="decay"):
+            OccupancyConfig(decay=bad).validate()

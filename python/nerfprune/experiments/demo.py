@@ -20,7 +20,7 @@ from nerfprune.field.config import NerfModelConfig
 from nerfprune.renderer import RenderConfig
 from nerfprune.scene.builtin import BuiltinSceneConfig, make_builtin_scene
 from nerfprune.scene.paths import orbit_path
-from nerfprune.training import TrainConfig
+from nerfprune.training import OccupancyConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,14 @@ class DemoConfig:
     scene: BuiltinSceneConfig = field(default_factory=BuiltinSceneConfig)  # the generated scene
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         iterations=1200, batch_size=1024, lr_decay_steps=250_000, log_every=50, checkpoint_every=400,
-        model=NerfModelConfig(preset="small"), render=RenderConfig(n_coarse=32, n_fine=32),
-        random_background=False,
-    ))  # the short training schedule, with the occupancy grid (default); on its own white background the
-    # built-in scene learns faster in a short run (16.6 against 14.1 dB after 800 iterations with random
-    # backgrounds), and its floor, seen by most rays, lets the grid carve anyway (~60 % of the cells occupied)
+        model=NerfModelConfig(preset="small"), render=RenderConfig(n_coarse=32, n_fine=16),
+        occupancy=OccupancyConfig(warmup_steps=128, decay=0.8), random_background=False,
+    ))  # the short training schedule, with the occupancy grid. On its own white background the built-in scene
+    # learns faster in a short run (16.6 against 14.1 dB after 800 iterations with random backgrounds), but
+    # white fog costs nothing there, so it fades slowly: with the grid's default EMA decay (0.95 per update)
+    # 98 % of the cells were still occupied after 600 iterations. A faster decay (0.8), a shorter warm-up and
+    # 16 fine samples instead of 32 trained 600 iterations in 0.68x the time at the same test PSNR
+    # (15.60 against 15.61 dB; 55 % of the cells occupied), one run after the other on 1 thread
     orbit_frames: int = 16  # frames of the orbit video
     sparsity: float = 0.95  # fraction of the prunable weights removed
     finetune_iterations: int = 200  # re-training iterations of each pruned model
@@ -94,7 +97,7 @@ def prune_and_compare(cfg: DemoConfig, scene, out: Path) -> list[dict]:
     (out / "prune" / "table.txt").write_text(text + "\n")
     base = results[0]
     rows = [{"path": r.label, "sparsity": r.sparsity, "median_s": r.median_s, "x_dense_time": round(r.median_s / base.median_s, 3),
-             "psnr": r.psnr, "psnr_vs_dense": r.psnr - base.psnr} for r in results]
+             "psnr": r.psnr, "psnr_vs_dense": r.psnr - base.psnr, "samples_per_ray": r.samples_per_ray} for r in results]
     atomic_write_json(out / "prune" / "table.json", rows)
     return rows
 
