@@ -176,7 +176,8 @@ def main() -> None:
     figures: dict = {"scenes": results}
     if results:
         first = next(iter(results.values()))
-        last = [row for row in first["rows"] if "off" in row][-1]  # the last milestone both runs reached
+        both = [row for row in first["rows"] if "off" in row]  # the milestones both runs reached
+        last = both[-1]
         figures["train_ratio"] = round(last["on"]["s_per_it"] / last["off"]["s_per_it"], 3)
         figures["render_ratio"] = round(last["on"]["render_s"] / last["off"]["render_s"], 3)
         on_s, off_s = first["seconds_to_target"]["on"], first["seconds_to_target"]["off"]
@@ -184,7 +185,7 @@ def main() -> None:
             off_bound = off_s if off_s is not None else first["seconds_trained"]["off"]
             figures["target_psnr"] = args.target_psnr
             figures["target_ratio" if off_s is not None else "target_ratio_at_most"] = round(on_s / off_bound, 3)
-        for row in (row for row in first["rows"] if "off" in row):
+        for row in both:
             figures[f"dpsnr_{row['iterations']}"] = round(row["on"]["psnr"] - row["off"]["psnr"], 3)
     print(json.dumps(figures))
 

@@ -44,7 +44,7 @@ class DemoConfig:
     orbit_frames: int = 16  # frames of the orbit video
     sparsity: float = 0.95  # fraction of the prunable weights removed
     finetune_iterations: int = 100  # re-training iterations of each pruned model (200 took the demo past 5 minutes; at
-    # 95 % in this short a run neither pruned model recovers either way: ~13 dB, a pipeline check — see Results)
+    # 95 % in this short a run neither pruned model recovers either way: 11-13 dB, a pipeline check — see Results)
     timing_repeats: int = 5  # interleaved timed renders per inference path
 
 
