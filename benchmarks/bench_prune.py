@@ -20,8 +20,15 @@ and two methods:
               compared in docs/pruning.md); paths structured (compacted),
               structured+sparse, structured+int8
 
+and one control (--scratch): the structured cell's compacted architecture
+(2 x w, w its live neurons per layer) trained from scratch for N iterations,
+like the dense baseline: does pruning find a better small net than plain
+training of that small net? (Frankle & Carbin's question, at NeRF scale.)
+
 Timings: one test view, every model and path interleaved round-robin, median
-of --repeats after a warm-up; PSNR: mean over the first --test-views test
+of --repeats after a warm-up, each with its MLP samples per ray; then a
+per-stage profile of the dense model and of the fastest 95 % path (where the
+time goes, and what no pruning can shrink); PSNR: mean over the first --test-views test
 views. Trained models are kept in --out (resumable; `--train-only --methods m`
 lets two processes share the training). A Pareto plot of speed against PSNR
 (equal budget) is written to --plot.
@@ -38,11 +45,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+
+import torch
 from dataclasses import replace
 from pathlib import Path
 
 from nerfprune.experiments.compare import compare_paths
+from nerfprune.experiments.profile import profile_render, stage_sort_key
 from nerfprune.field import NerfModelConfig
 from nerfprune.field.graph import int8_available
 from nerfprune.pruning.lottery import PruneConfig, run_pruning
@@ -93,6 +104,38 @@ def prune_cell(parent: Path, scene, method: str, sparsity: float, iterations: in
     return folder / f"round-{cfg.rounds}"
 
 
+def scratch_width(cell: Path) -> int:
+    """Live neurons of the first hidden layer of a structured cell's coarse network: the control's width."""
+    mask = load_model(cell)[2].masks["coarse.pts.0.weight"]  # [width, inputs]
+    return int(mask.any(dim=1).sum())
+
+
+def train_scratch(scene, out: Path, width: int, iterations: int) -> Path:
+    """The small architecture (2 x width, the views layer width // 2 as in the parent) from scratch, resumable."""
+    folder = out / f"scratch-w{width}-{iterations}"
+    cfg = replace(train_config(iterations), model=NerfModelConfig(preset="small", width=width))
+    Trainer(scene, cfg, folder).run(resume=True)
+    return folder
+
+
+def stage_table(stages: dict[str, dict[str, float]]) -> str:
+    """Per-stage milliseconds per view, one column per model, with the MLP's layers summed."""
+    def grouped(st: dict[str, float]) -> dict[str, float]:
+        mlp = sum(v for k, v in st.items() if k.startswith("layer ") or k == "mlp glue")
+        rows = {k: v for k, v in st.items() if not (k.startswith("layer ") or k == "mlp glue")}
+        rows["MLP (all layers + glue)"] = mlp
+        rows["not MLP (total - MLP)"] = st["total"] - mlp
+        return rows
+    cols = {name: grouped(st) for name, st in stages.items()}
+    keys = sorted({k for c in cols.values() for k in c},
+                  key=lambda k: (k in ("not MLP (total - MLP)", "total"), k == "total", stage_sort_key(k)))
+    widths = [max(12, len(name) + 2) for name in cols]
+    lines = [f"{'stage (ms per view)':26s}" + "".join(f"{name:>{w}s}" for name, w in zip(cols, widths))]
+    for k in keys:
+        lines.append(f"{k:26s}" + "".join(f"{c.get(k, 0.0) * 1e3:{w}.1f}" for c, w in zip(cols.values(), widths)))
+    return "\n".join(lines)
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The points (time ratio, dPSNR) that no other point beats on both: faster and at least as good."""
     front, best = [], float("-inf")
@@ -137,10 +180,10 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
 
 def format_rows(rows: list[dict]) -> str:
     lines = [f"{'method':10s} {'budget':6s} {'path':18s} {'sparsity':>8s} {'time s':>7s} {'x dense':>7s} "
-             f"{'PSNR':>6s} {'vs dense':>8s}"]
+             f"{'PSNR':>6s} {'vs dense':>8s} {'samples/ray':>11s}"]
     for r in rows:
         lines.append(f"{r['method']:10s} {r['budget']:6s} {r['path']:18s} {r['sparsity']:8.2f} {r['time_s']:7.3f} "
-                     f"{r['ratio']:7.3f} {r['psnr']:6.2f} {r['dpsnr']:+8.2f}")
+                     f"{r['ratio']:7.3f} {r['psnr']:6.2f} {r['dpsnr']:+8.2f} {r['samples']:11.1f}")
     return "\n".join(lines)
 
 
@@ -157,12 +200,18 @@ def main() -> None:
     p.add_argument("--out", default="outputs/bench_prune", help="where trained models are kept (resumable)")
     p.add_argument("--plot", default=None, help="Pareto plot PNG (default: <out>/<scene>/pareto.png)")
     p.add_argument("--budgets", default="equal,2022", help="comma-separated: equal, 2022")
+    p.add_argument("--threads", type=int, default=0, help="torch and Taichi CPU threads (0: as the environment says)")
+    p.add_argument("--scratch", default="0.95", help="structured sparsities whose architecture is also trained from "
+                   "scratch for N iterations (the control); '' for none")
     p.add_argument("--train-only", action="store_true", help="train and prune the cells, time nothing")
     p.add_argument("--quick", action="store_true", help="a short look: built-in scene, 600 iterations, 90 / 95 %%")
     args = p.parse_args()
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    if args.threads > 0:  # before the first kernel: Taichi reads its thread count once, at ti.init
+        os.environ["TI_CPU_MAX_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(PATHS))
     if unknown or args.iterations < 2:
@@ -184,6 +233,13 @@ def main() -> None:
             parent, iters = (dense[half], half) if budget == "equal" else (dense[n], n)
             folder = out / f"{method}-{budget}-{s:.2f}"
             trained[(method, budget, s)] = prune_cell(parent, scene, method, s, iters, folder)
+    scratch = {}  # sparsity -> (width, folder)
+    for s in [float(x) for x in args.scratch.split(",") if x] if "structured" in methods and "equal" in budgets else []:
+        if ("structured", "equal", s) not in trained:
+            p.error(f"--scratch {s}: needs the structured equal-budget cell at that sparsity (add it to --sparsities)")
+        width = scratch_width(trained[("structured", "equal", s)])
+        scratch[s] = (width, train_scratch(scene, out, width, n))
+        trained[("scratch", "equal", s)] = scratch[s][1]
     if args.train_only:
         print(json.dumps({"trained": sorted(str(f) for f in trained.values())}))
         return
@@ -192,6 +248,10 @@ def main() -> None:
     labels = {}  # model key -> (method, budget, path label)
     for (method, budget, s), folder in trained.items():
         model, _, ckpt = load_model(folder)
+        if method == "scratch":
+            key = (f"scratch/{s}", s)
+            models[key], labels[key] = model, ("scratch", budget, f"scratch 2x{scratch[s][0]}")
+            continue
         for label, variant in PATHS[method].items():
             if variant == "int8" and not int8_available():
                 continue
@@ -203,18 +263,20 @@ def main() -> None:
     by_key = {(r.label, r.sparsity): r for r in results}
     base = by_key[("dense", 0.0)]
     rows = [{"method": "dense", "budget": f"{half}", "path": "dense N/2", "sparsity": 0.0,
-             "time_s": by_key[("dense N/2", 0.0)].median_s, "psnr": by_key[("dense N/2", 0.0)].psnr}]
+             "time_s": by_key[("dense N/2", 0.0)].median_s, "psnr": by_key[("dense N/2", 0.0)].psnr,
+             "samples": by_key[("dense N/2", 0.0)].samples_per_ray}]
     for key, (method, budget, label) in labels.items():
         r = by_key[key]
         rows.append({"method": method, "budget": budget, "path": label, "sparsity": key[1], "time_s": r.median_s,
-                     "psnr": r.psnr})
+                     "psnr": r.psnr, "samples": r.samples_per_ray})
     for row in rows:
         row["ratio"] = row["time_s"] / base.median_s
         row["dpsnr"] = row["psnr"] - base.psnr
 
     print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid; dense {n} it "
-          f"({base.median_s:.3f} s/view, {base.psnr:.2f} dB on {args.test_views} test views); equal = {half} + {half} it, "
-          f"2022 = {n} + {n} it; one test view timed, median of {args.repeats}, interleaved")
+          f"({base.median_s:.3f} s/view, {base.psnr:.2f} dB on {args.test_views} test views, {base.samples_per_ray:.1f} "
+          f"MLP samples/ray); equal = {half} + {half} it, 2022 = {n} + {n} it; one test view timed, median of "
+          f"{args.repeats}, interleaved; {torch.get_num_threads()} torch threads")
     print(format_rows(rows))
     plot = Path(args.plot) if args.plot else out / "pareto.png"
     plot_pareto(rows, plot, f"{scene.name} {scene.width}x{scene.height}, dense {n} it vs pruned {half} + {half} it")
@@ -233,6 +295,14 @@ def main() -> None:
               f"dense time, {best['dpsnr']:+.2f} dB (goal <= {GOAL_RATIO:.2f}x at >= {GOAL_DPSNR} dB)")
         figures.update(best_path_95=f"{best['method']}/{best['path']}", best_ratio_95=round(best["ratio"], 4),
                        dpsnr_95=round(best["dpsnr"], 3), goal_met=bool(ok) and best["ratio"] <= GOAL_RATIO)
+        fastest = min((r for r in at95 if r["method"] != "scratch"), key=lambda r: r["ratio"])
+        fastest_key = next(k for k, lab in labels.items()
+                           if lab == (fastest["method"], fastest["budget"], fastest["path"]) and k[1] == fastest["sparsity"])
+        view = int(scene.split("test")[0])
+        stages = {name: profile_render(models[key], scene.cameras, view, render_cfg, args.repeats, scene.background)
+                  for name, key in (("dense", ("dense", 0.0)), (f"{fastest['method']}/{fastest['path']} 95%", fastest_key))}
+        print(stage_table(stages))
+        figures["stages_ms"] = {name: {k: round(v * 1e3, 2) for k, v in st.items()} for name, st in stages.items()}
     print(json.dumps(figures))
 
 
