@@ -47,10 +47,11 @@ import argparse
 import json
 import os
 import shutil
-
-import torch
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from nerfprune.experiments.compare import compare_paths
 from nerfprune.experiments.profile import profile_render, stage_sort_key
@@ -58,7 +59,7 @@ from nerfprune.field import NerfModelConfig
 from nerfprune.field.graph import int8_available
 from nerfprune.pruning.lottery import PruneConfig, run_pruning
 from nerfprune.pruning.variants import build_variant
-from nerfprune.renderer import RenderConfig
+from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene import load_scene
 from nerfprune.training import TrainConfig, Trainer, load_model
 
@@ -136,6 +137,29 @@ def stage_table(stages: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def save_views(models: dict, titles: dict, scene, render_cfg: RenderConfig, path: Path) -> None:
+    """One labelled strip: the first test view's ground truth, then each model's render (titles: key -> caption)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    view = int(scene.split("test")[0])
+    images = [("ground truth", scene.images_float([view])[0])]
+    with torch.no_grad():
+        images += [(title, render_view(models[key], scene.cameras, view, render_cfg, scene.background)["rgb"])
+                   for key, title in titles.items()]
+    fig, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9), dpi=120)
+    for ax, (title, image) in zip(axes, images):
+        ax.imshow(np.clip(image.numpy() if torch.is_tensor(image) else image, 0.0, 1.0))
+        ax.set_title(title, fontsize=6)
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The points (time ratio, dPSNR) that no other point beats on both: faster and at least as good."""
     front, best = [], float("-inf")
@@ -200,6 +224,8 @@ def main() -> None:
     p.add_argument("--out", default="outputs/bench_prune", help="where trained models are kept (resumable)")
     p.add_argument("--plot", default=None, help="Pareto plot PNG (default: <out>/<scene>/pareto.png)")
     p.add_argument("--budgets", default="equal,2022", help="comma-separated: equal, 2022")
+    p.add_argument("--views", default=None, help="PNG strip of the first test view: truth, dense, and the first path "
+                   "of every cell (default: <out>/<scene>/views.png)")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi CPU threads (0: as the environment says)")
     p.add_argument("--scratch", default="0.95", help="structured sparsities whose architecture is also trained from "
                    "scratch for N iterations (the control); '' for none")
@@ -281,6 +307,16 @@ def main() -> None:
     plot = Path(args.plot) if args.plot else out / "pareto.png"
     plot_pareto(rows, plot, f"{scene.name} {scene.width}x{scene.height}, dense {n} it vs pruned {half} + {half} it")
     print(f"Pareto plot: {plot}")
+    first = {}  # (method, budget, sparsity) -> the model key of its first path
+    for key, (method, budget, _label) in labels.items():
+        first.setdefault((method, budget, key[1]), key)
+    titles = {("dense", 0.0): f"dense {n} it, {base.psnr:.2f} dB"}
+    for (method, budget, sparsity), key in sorted(first.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+        name = labels[key][2] if method == "scratch" else method  # every path of a cell renders the same image
+        titles[key] = f"{name} {sparsity * 100:g}% {budget}, {by_key[key].psnr:.2f} dB"
+    views = Path(args.views) if args.views else out / "views.png"
+    save_views(models, titles, scene, render_cfg, views)
+    print(f"views: {views}")
 
     at95 = [r for r in rows if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
     figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n,
