@@ -62,6 +62,15 @@ def empty(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.d
         return buf
 
 
+def rows(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`empty(name, shape, ...)` for a row count that changes from call to call (packed samples: M per chunk):
+    the first `shape[0]` rows of a pooled buffer whose row count is rounded up to a power of two (at least
+    1,024), so a handful of keys serve every M and the pages stay warm. Contiguous; stale contents."""
+    n = int(shape[0])
+    capacity = max(1024, 1 << max(n - 1, 0).bit_length())
+    return empty(name, (capacity, *shape[1:]), dtype, device)[:n]
+
+
 def uniforms(name: str, shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
     """The same numbers as `reference.uniforms(shape, generator, device)`, drawn into a pooled buffer.
 

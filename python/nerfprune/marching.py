@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from taichi_kernels import _buffers
+
 
 @dataclass
 class Packed:
@@ -49,32 +51,37 @@ def shade_in_rounds(
     """Density [M] and colour [M, 3] at the samples, evaluating `shade(sample indices [n]) -> ([n], [n, 3])`
     only for rays whose transmittance is still >= early_stop_eps; also returns the samples evaluated.
 
-    round_samples <= 0 or early_stop_eps <= 0 evaluates every sample in one call.
+    round_samples <= 0, early_stop_eps <= 0, or no ray longer than one round evaluates every sample in one call.
     """
     m = samples.t.numel()
-    if round_samples <= 0 or early_stop_eps <= 0 or m == 0:
+    longest = int(samples.counts.max()) if samples.counts.numel() else 0
+    if round_samples <= 0 or early_stop_eps <= 0 or m == 0 or longest <= round_samples:  # one round would take all
         index = torch.arange(m, device=samples.t.device)
         sigma, rgb = shade(index) if m else (samples.t.new_zeros(0), samples.t.new_zeros(0, 3))
         return sigma, rgb, m
     counts, offsets = samples.counts, samples.offsets
-    sigma = samples.t.new_zeros(m)
-    rgb = samples.t.new_zeros(m, 3)
+    dtype, device = samples.t.dtype, samples.t.device
+    sigma = _buffers.rows("marching.sigma", (m,), dtype, device).zero_()  # pooled: fresh pages cost more than the zeros
+    rgb = _buffers.rows("marching.rgb", (m, 3), dtype, device).zero_()
     optical = samples.t.new_zeros(counts.shape[0])  # sum of sigma * delta over the evaluated samples of each ray
     alive = counts > 0
     max_threshold = -torch.log(torch.tensor(early_stop_eps, dtype=optical.dtype))  # T < eps  <=>  optical > -ln eps
     step = torch.arange(round_samples, device=counts.device)
     evaluated = 0
-    for start in range(0, int(counts.max()) if counts.numel() else 0, round_samples):
+    # index_select, masked_select and index_copy_ rather than advanced indexing: 3x faster on these sizes, and the
+    # rounds' bookkeeping was a quarter of a structured-95 % render's time on mic
+    for start in range(0, longest, round_samples):
         rays = torch.nonzero(alive & (counts > start))[:, 0]
         if rays.numel() == 0:
             break
         j = start + step  # [k] positions within each ray
-        valid = j[None, :] < counts[rays, None]  # [R, k]
-        index = (offsets[rays, None] + j[None, :])[valid]  # [n] sample indices of this round
+        valid = j[None, :] < counts.index_select(0, rays)[:, None]  # [R, k]
+        index = (offsets.index_select(0, rays)[:, None] + j[None, :]).masked_select(valid)  # [n] this round's samples
         s, c = shade(index)
-        sigma[index], rgb[index] = s, c
-        ray = samples.ray_index[index]
-        optical.index_add_(0, ray, s * samples.dt[index] * ray_norm[ray])
+        sigma.index_copy_(0, index, s)
+        rgb.index_copy_(0, index, c)
+        ray = samples.ray_index.index_select(0, index)
+        optical.index_add_(0, ray, s * samples.dt.index_select(0, index) * ray_norm.index_select(0, ray))
         alive &= optical <= max_threshold
         evaluated += index.numel()
     return sigma, rgb, evaluated

@@ -57,8 +57,8 @@ def shade_packed(model: NerfModel, which: str, origins: torch.Tensor, dirs: torc
     eps = 0.0 if training else cfg.early_stop_eps
 
     def shade(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return field_at(model, which, origins, dirs, samples.t[index], samples.ray_index[index], dir_enc, cfg.chunk,
-                        math, mlp)
+        return field_at(model, which, origins, dirs, samples.t.index_select(0, index),
+                        samples.ray_index.index_select(0, index), dir_enc, cfg.chunk, math, mlp)
 
     if training:
         sigma, rgb = field_at(model, which, origins, dirs, samples.t, samples.ray_index, dir_enc, cfg.chunk, math, mlp)
