@@ -138,7 +138,7 @@ def stage_table(stages: dict[str, dict[str, float]]) -> str:
 
 
 def save_views(models: dict, titles: dict, scene, render_cfg: RenderConfig, path: Path) -> None:
-    """One labelled strip: the first test view's ground truth, then each model's render (titles: key -> caption)."""
+    """A labelled grid, six to a row: the first test view's ground truth, then each model's render (titles: key -> caption)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,11 +149,14 @@ def save_views(models: dict, titles: dict, scene, render_cfg: RenderConfig, path
     with torch.no_grad():
         images += [(title, render_view(models[key], scene.cameras, view, render_cfg, scene.background)["rgb"])
                    for key, title in titles.items()]
-    fig, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9), dpi=120)
-    for ax, (title, image) in zip(axes, images):
+    cols = min(6, len(images))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), dpi=120, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, image) in zip(axes.flat, images):
         ax.imshow(np.clip(image.numpy() if torch.is_tensor(image) else image, 0.0, 1.0))
         ax.set_title(title, fontsize=6)
-        ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -179,13 +182,14 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
 
     equal = [r for r in rows if r["budget"] == "equal"]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for label in dict.fromkeys(r["path"] for r in equal):
-        pts = [r for r in equal if r["path"] == label]
+    group = lambda r: "from scratch (control)" if r["method"] == "scratch" else r["path"]  # noqa: E731
+    for label in dict.fromkeys(group(r) for r in equal):
+        pts = [r for r in equal if group(r) == label]
         ax.scatter([r["ratio"] for r in pts], [r["dpsnr"] for r in pts], label=label, s=28)
         for r in pts:
             ax.annotate(f"{r['sparsity'] * 100:g}", (r["ratio"], r["dpsnr"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
-    front = pareto_front([(r["ratio"], r["dpsnr"]) for r in equal])
+    front = pareto_front([(r["ratio"], r["dpsnr"]) for r in equal if r["method"] != "scratch"])  # pruned models only
     ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=0.8, label="Pareto front")
     ax.axhline(0.0, color="grey", lw=0.6)
     ax.axhline(GOAL_DPSNR, color="red", lw=0.6, ls=":")
@@ -224,7 +228,7 @@ def main() -> None:
     p.add_argument("--out", default="outputs/bench_prune", help="where trained models are kept (resumable)")
     p.add_argument("--plot", default=None, help="Pareto plot PNG (default: <out>/<scene>/pareto.png)")
     p.add_argument("--budgets", default="equal,2022", help="comma-separated: equal, 2022")
-    p.add_argument("--views", default=None, help="PNG strip of the first test view: truth, dense, and the first path "
+    p.add_argument("--views", default=None, help="PNG grid of the first test view: truth, dense, and the first path "
                    "of every cell (default: <out>/<scene>/views.png)")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi CPU threads (0: as the environment says)")
     p.add_argument("--scratch", default="0.95", help="structured sparsities whose architecture is also trained from "
@@ -318,11 +322,12 @@ def main() -> None:
     save_views(models, titles, scene, render_cfg, views)
     print(f"views: {views}")
 
-    at95 = [r for r in rows if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
+    pruned = [r for r in rows if r["method"] not in ("dense", "scratch")]  # the controls are not candidates
+    at95 = [r for r in pruned if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
     figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n,
                "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
                "pareto_equal": [[round(a, 4), round(b, 3)] for a, b in
-                                pareto_front([(r["ratio"], r["dpsnr"]) for r in rows if r["budget"] == "equal"])]}
+                                pareto_front([(r["ratio"], r["dpsnr"]) for r in pruned if r["budget"] == "equal"])]}
     if at95:
         ok = [r for r in at95 if r["dpsnr"] >= GOAL_DPSNR]
         best = min(ok or at95, key=lambda r: r["ratio"])
@@ -331,7 +336,7 @@ def main() -> None:
               f"dense time, {best['dpsnr']:+.2f} dB (goal <= {GOAL_RATIO:.2f}x at >= {GOAL_DPSNR} dB)")
         figures.update(best_path_95=f"{best['method']}/{best['path']}", best_ratio_95=round(best["ratio"], 4),
                        dpsnr_95=round(best["dpsnr"], 3), goal_met=bool(ok) and best["ratio"] <= GOAL_RATIO)
-        fastest = min((r for r in at95 if r["method"] != "scratch"), key=lambda r: r["ratio"])
+        fastest = min(at95, key=lambda r: r["ratio"])
         fastest_key = next(k for k, lab in labels.items()
                            if lab == (fastest["method"], fastest["budget"], fastest["path"]) and k[1] == fastest["sparsity"])
         view = int(scene.split("test")[0])
