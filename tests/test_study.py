@@ -294,7 +294,11 @@ def test_sigterm_stops_the_workers_and_the_next_run_resumes(tmp_path):
     workers = {e["pid"] for e in run_log(out)} - {driver.pid}
     assert workers and not any(_alive(pid) for pid in workers), "a worker outlived the driver"
     assert (out / "report.md").exists() and "pending" in (out / "report.md").read_text()
+    # the dense cell was stopped past a save, unless it ran to its end before the signal came (a race: 150
+    # tiny-net iterations can take less than the poll interval); then the checkpoint it left is its last
+    finished = json.loads((out / "results.json").read_text())["status"].get("dense-200-s0") == "done"
     again = subprocess.run(run, capture_output=True, text=True, timeout=600)  # in this process: no pool to start
     assert again.returncode == 0, again.stderr
     results = json.loads((out / "results.json").read_text())
-    assert set(results["status"].values()) == {"done"} and results["cells"]["dense-200-s0"].get("resumed_from", 0) > 0
+    assert set(results["status"].values()) == {"done"}
+    assert finished or results["cells"]["dense-200-s0"].get("resumed_from", 0) > 0, "the stopped cell started over"
