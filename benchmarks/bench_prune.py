@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfprune.checkpoint import load_checkpoint
 from nerfprune.experiments.compare import compare_paths
 from nerfprune.experiments.profile import profile_render, stage_sort_key
 from nerfprune.field import NerfModelConfig
@@ -61,7 +62,7 @@ from nerfprune.pruning.lottery import PruneConfig, run_pruning
 from nerfprune.pruning.variants import build_variant
 from nerfprune.renderer import RenderConfig, render_view
 from nerfprune.scene import load_scene
-from nerfprune.training import TrainConfig, Trainer, load_model
+from nerfprune.training import CHECKPOINT_NAME, TrainConfig, Trainer, load_model
 
 PATHS = {  # method -> {label: inference variant}
     "global": {"masked": "masked", "baked": "baked", "compacted": "compacted", "sparse": "sparse", "int8": "int8"},
@@ -107,7 +108,7 @@ def prune_cell(parent: Path, scene, method: str, sparsity: float, iterations: in
 
 def scratch_width(cell: Path) -> int:
     """Live neurons of the first hidden layer of a structured cell's coarse network: the control's width."""
-    mask = load_model(cell)[2].masks["coarse.pts.0.weight"]  # [width, inputs]
+    mask = load_checkpoint(cell / CHECKPOINT_NAME).masks["coarse.pts.0.weight"]  # [width, inputs]
     return int(mask.any(dim=1).sum())
 
 
@@ -295,8 +296,10 @@ def main() -> None:
     rows = [{"method": "dense", "budget": f"{half}", "path": "dense N/2", "sparsity": 0.0,
              "time_s": by_key[("dense N/2", 0.0)].median_s, "psnr": by_key[("dense N/2", 0.0)].psnr,
              "samples": by_key[("dense N/2", 0.0)].samples_per_ray}]
+    row_keys = [("dense N/2", 0.0)]  # the model key of each row
     for key, (method, budget, label) in labels.items():
         r = by_key[key]
+        row_keys.append(key)
         rows.append({"method": method, "budget": budget, "path": label, "sparsity": key[1], "time_s": r.median_s,
                      "psnr": r.psnr, "samples": r.samples_per_ray})
     for row in rows:
@@ -337,8 +340,7 @@ def main() -> None:
         figures.update(best_path_95=f"{best['method']}/{best['path']}", best_ratio_95=round(best["ratio"], 4),
                        dpsnr_95=round(best["dpsnr"], 3), goal_met=bool(ok) and best["ratio"] <= GOAL_RATIO)
         fastest = min(at95, key=lambda r: r["ratio"])
-        fastest_key = next(k for k, lab in labels.items()
-                           if lab == (fastest["method"], fastest["budget"], fastest["path"]) and k[1] == fastest["sparsity"])
+        fastest_key = row_keys[rows.index(fastest)]
         view = int(scene.split("test")[0])
         stages = {name: profile_render(models[key], scene.cameras, view, render_cfg, args.repeats, scene.background)
                   for name, key in (("dense", ("dense", 0.0)), (f"{fastest['method']}/{fastest['path']} 95%", fastest_key))}
