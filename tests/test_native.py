@@ -53,6 +53,14 @@ def test_non_contiguous_input_is_a_native_argument_error_naming_the_function():
         _native.fingerprint(data)
 
 
+def test_a_fortran_ordered_array_is_refused_not_misread():
+    """numpy calls a Fortran-ordered array contiguous too; read as row-major its elements would be misplaced."""
+    images = np.asfortranarray(np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3))
+    with pytest.raises(NativeArgumentError, match="downscale_images: images: the array must be C-contiguous"):
+        _native.downscale_images(images, 2)
+    assert _native.downscale_images(np.ascontiguousarray(images), 2).shape == (2, 2, 2, 3)
+
+
 def test_wrong_dtype_is_a_type_error():
     with pytest.raises(TypeError):
         _native.fingerprint(np.zeros(4, np.float32))

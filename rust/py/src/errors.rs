@@ -19,7 +19,7 @@
 
 use nerfprune_core::CoreError;
 use numpy::ndarray::Dimension;
-use numpy::{Element, PyReadonlyArray};
+use numpy::{Element, PyReadonlyArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -114,11 +114,16 @@ pub fn contiguous<'a, T: Element, D: Dimension>(
     array: &'a PyReadonlyArray<'_, T, D>,
     what: &str,
 ) -> PyResult<&'a [T]> {
-    array.as_slice().map_err(|_| {
+    let refuse = || {
         NativeArgumentError::new_err(format!(
             "{what}: the array must be C-contiguous (pass numpy.ascontiguousarray(...))"
         ))
-    })
+    };
+    // `as_slice` also takes a Fortran-ordered array, whose elements a row-major reader would misplace
+    if !array.is_c_contiguous() {
+        return Err(refuse());
+    }
+    array.as_slice().map_err(|_| refuse())
 }
 
 /// Deliberately panics inside `guarded`; lets the test-suite prove a panic
