@@ -8,6 +8,8 @@ VENV_CMD := scripts/setup_env.sh
 # Tests and benchmarks share 2 cores between torch and Taichi: same thread count.
 export OMP_NUM_THREADS ?= 2
 export TI_CPU_MAX_NUM_THREADS ?= 2
+# torch's OpenMP workers sleep when idle instead of spinning on the cores Taichi and Rust need next (nerfprune/__init__.py)
+export OMP_WAIT_POLICY ?= PASSIVE
 export ENABLE_TAICHI_HEADER_PRINT ?= 0
 
 .PHONY: setup demo test test-rust test-python wheel-test bench lint clean gpu-check

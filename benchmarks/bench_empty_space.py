@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nerfprune  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads, nerfprune/__init__.py)
 import torch
 
 from nerfprune.evaluation import EvalConfig, evaluate_views

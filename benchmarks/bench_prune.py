@@ -50,6 +50,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import nerfprune  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads, nerfprune/__init__.py)
 import numpy as np
 import torch
 
@@ -328,6 +329,7 @@ def main() -> None:
     pruned = [r for r in rows if r["method"] not in ("dense", "scratch")]  # the controls are not candidates
     at95 = [r for r in pruned if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
     figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n,
+               "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
                "pareto_equal": [[round(a, 4), round(b, 3)] for a, b in
                                 pareto_front([(r["ratio"], r["dpsnr"]) for r in pruned if r["budget"] == "equal"])]}

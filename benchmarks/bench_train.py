@@ -33,6 +33,7 @@ import statistics
 import time
 from types import SimpleNamespace
 
+import nerfprune  # noqa: F401  (first: it sets OpenMP's wait policy before torch loads, nerfprune/__init__.py)
 import torch
 
 from nerfprune.experiments.profile import MATH_STAGES, TimedMath, StageClock

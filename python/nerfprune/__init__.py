@@ -17,7 +17,18 @@ name that needs it is used.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
+
+# torch's OpenMP runtime (libgomp) lets its workers spin for a while after every parallel region. On a 2-core
+# machine they then hold the cores the next Taichi or Rust kernel wants: a structured 95 % view of mic took
+# 150-186 ms with the default against 121-142 ms with passive workers (three processes each, interleaved;
+# the dense view and a training step unchanged, docs/pruning.md). OpenMP reads the policy when torch loads, so it
+# is set here, before any nerfprune module imports torch; a value set by the user wins, and a process that
+# imported torch first keeps its own.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> "module:attribute"
 _PUBLIC = {
