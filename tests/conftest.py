@@ -93,3 +93,17 @@ def toward_the_origin(n: int, seed: int):
     origins = torch.randn(n, 3, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 4.0])
     dirs = torch.randn(n, 3, generator=g) * 0.2 + torch.tensor([0.0, 0.0, -1.0])
     return origins, dirs
+
+
+def dense_net(cfg, seed: int):
+    """A NerfMLP (FieldConfig `cfg`) with weights large enough that every layer matters (outputs far from constant)."""
+    import torch
+
+    from nerfprune.field.mlp import NerfMLP
+
+    torch.manual_seed(seed)
+    net = NerfMLP(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.6 if p.dim() == 1 else 1.5 / p.shape[1] ** 0.5)
+    return net

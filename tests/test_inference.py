@@ -15,6 +15,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import dense_net
+
 from nerfprune.field.config import FieldConfig, MLPConfig
 from nerfprune.field.graph import GraphMLP, int8_available
 from nerfprune.field.inference import InferencePlan, plan_for, workspace
@@ -30,16 +32,6 @@ from taichi_kernels.encoding import _where
 
 TOL = 2e-5
 FAST = settings(max_examples=25, deadline=None)
-
-
-def dense_net(cfg: FieldConfig, seed: int) -> NerfMLP:
-    """A NerfMLP with weights large enough that every layer matters (outputs far from constant)."""
-    torch.manual_seed(seed)
-    net = NerfMLP(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0.0, 0.6 if p.dim() == 1 else 1.5 / p.shape[1] ** 0.5)
-    return net
 
 
 def random_masks(net: NerfMLP, density: float, dead_columns: list[int], seed: int) -> dict[str, torch.Tensor]:
@@ -294,7 +286,7 @@ def test_rendered_views_are_the_same_on_both_paths(tiny_scene, variant):
 def test_unknown_inference_path_is_refused():
     from nerfprune.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown MLP inference path 'turbo'.*fast, reference"):
+    with pytest.raises(ConfigError, match="unknown MLP inference path 'turbo'.*fast, unfused, reference"):
         MLPConfig(inference="turbo").validate()
     with pytest.raises(ValueError, match=r"inputs must be \('pos', 'dir'\).*got \['x'\]"):
         InferencePlan(Topology(inputs=(("x", 1),), layers=()), {})

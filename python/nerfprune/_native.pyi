@@ -136,3 +136,24 @@ def mask_to_csr(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """(indptr [rows + 1], indices [nnz], values [nnz]) of the live entries of a row-major
     [rows, cols] matrix; MaskError unless the mask has rows * cols bits."""
+
+# --- fused positional encoding + first layer (rust/py/src/fused.rs) ---
+
+def encode_first_layer(
+    origins: npt.NDArray[np.float32],
+    dirs: npt.NDArray[np.float32],
+    t: npt.NDArray[np.float32],
+    ray_index: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float32],
+    columns: npt.NDArray[np.int64],
+    n_frequencies: int,
+    out: npt.NDArray[np.float32],
+    *,
+    relu: bool = True,
+    threads: int = 0,
+) -> None:
+    """out[i, :W] = act(weight[:, :F'] gamma(origins[r] + t[i] dirs[r])[columns] + weight[:, F']),
+    r = ray_index[i], written in place, the encoding of `n_frequencies` octaves never stored.
+    origins, dirs [B, 3]; t, ray_index [N]; weight [W, F' + 1] (bias last); columns [F'];
+    out [N, >= W] (its other columns untouched); ReLU when `relu`; `threads` 0: one per core.
+    NativeArgumentError on a shape, a ray index or a column out of range."""

@@ -109,7 +109,8 @@ BACKWARDS = {
 }
 
 INFERENCES = {
-    "fast": "direction term once per ray, only the encoding columns read, buffers reused (default; nerfprune.field.inference)",
+    "fast": "direction term once per ray, only the encoding columns read, buffers reused, the encoding fused into the first layer where measured faster (default; nerfprune.field.inference)",
+    "unfused": "fast, but the encoding always stored apart and the first layer a BLAS product (for comparison)",
     "reference": "the network's own forward on per-sample inputs, as the original code (for comparison)",
 }
 
@@ -120,7 +121,7 @@ class MLPConfig:
 
     precision: str = "fp32"  # "fp32", or "bf16": the matrix products in bfloat16 (fast on CPUs with AMX); weights stay fp32
     backward: str = "handwritten"  # training gradient of a dense fp32 MLP: "handwritten" (direction term once per ray) or "autograd" (as the original code)
-    inference: str = "fast"  # rendering without gradients: "fast" (direction term once per ray, only the encoding columns read, buffers reused) or "reference" (the network's own forward, as the original code)
+    inference: str = "fast"  # rendering without gradients: "fast" (direction term once per ray, only the encoding columns read, buffers reused, encoding fused into narrow first layers), "unfused" (the same without the fusion) or "reference" (the network's own forward, as the original code)
 
     def validate(self) -> None:
         check_fields(self)

@@ -28,6 +28,9 @@ or a compacted `GraphMLP` (dense, CSR or int8 layers; built once and kept). The 
 forward on per-sample inputs, to float rounding (tests/test_inference.py). Networks without
 `inference_weights` run their own forward (`nerfprune.field.runners.infer_field` decides).
 
+The positional encoding and a narrow first layer (a pruned network's) run as one Rust kernel that never stores
+the encoding (`nerfprune.field.fused`, `fuse="auto"` from `infer_field`).
+
 Not here, measured: a fused per-sample Taichi kernel (encoding, every layer, the direction term, one sample per
 thread, loops unrolled at compile time) for the 95 % structured network compacted to widths of 20 took 225 ms
 for 131,072 points (weights read from ndarrays; 193 ms with the weights compiled in as constants, after 26-86 s
@@ -44,14 +47,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from nerfprune.field.fused import FUSE_MAX_WIDTH, FUSED_ACTIVATIONS, FusedFirstLayer, native_kernel, rays_for_kernel
 from nerfprune.field.topology import Topology
 
 PER_SAMPLE_INPUT = "pos"  # the network input encoded at every sample point (the positional encoding)
 PER_RAY_INPUT = "dir"  # the network input constant along a ray (the view direction's encoding)
 ENCODING_ROLE = "encoding"  # workspace role of the encoded chunk
+FUSE_CHOICES = ("auto", "on", "off")  # InferencePlan.fused_first_layer
 
 
 class EncodeAt(Protocol):
@@ -195,6 +201,8 @@ class InferencePlan:
             for layer in topology.layers:
                 self.steps.append(self._step(layer, weights[layer.name], modes.get(layer.name, "dense"), per_ray))
         self._assign_slots()
+        self._first = self._fusable_first_step()
+        self._fused: dict[tuple, FusedFirstLayer | None] = {}  # (octaves, fuse, threads) -> the kernel, or None
 
     def _assign_slots(self) -> None:
         """Give each per-sample output a workspace slot, reusing the slot of a value no later layer reads
@@ -243,6 +251,40 @@ class InferencePlan:
             step.bias_folded = True
         return step
 
+    def _fusable_first_step(self) -> _Step | None:
+        """The one layer reading the positional encoding, if the fused kernel can run it: it reads nothing else,
+        is not an output, its product is a dense block with the bias folded in, its activation ReLU or none."""
+        readers = [step for step in self.steps if any(b.source == PER_SAMPLE_INPUT for b in step.sample_blocks)]
+        if len(readers) != 1 or self.dtype != torch.float32:
+            return None
+        step = readers[0]
+        if (step.is_output or step.ray_blocks or len(step.sample_blocks) != 1 or step.sample_blocks[0].op is not None
+                or not step.bias_folded or step.activation not in FUSED_ACTIVATIONS):
+            return None
+        return step
+
+    def fused_first_layer(self, pos_frequencies: int, device: torch.device, fuse: str = "auto") -> FusedFirstLayer | None:
+        """The fused encoding + first layer this plan runs (None: the encoding is stored and the layer is a
+        BLAS product). fuse "auto": first layers up to FUSE_MAX_WIDTH wide (where it measured faster), "on": wherever
+        it can run, "off": never."""
+        if fuse not in FUSE_CHOICES:
+            raise ValueError(f"InferencePlan: fuse must be one of {', '.join(FUSE_CHOICES)}, got {fuse!r}")
+        step = self._first
+        if fuse == "off" or step is None or device.type != "cpu" or native_kernel() is None:
+            return None
+        key = (pos_frequencies, fuse, torch.get_num_threads())
+        if key not in self._fused:
+            width = self.widths[PER_SAMPLE_INPUT]
+            columns = self.pos_columns if self.pos_columns is not None else torch.arange(width)
+            layer = None
+            if columns.numel() == width and (width == 0 or int(columns.max()) < 3 * (1 + 2 * pos_frequencies)):
+                layer = FusedFirstLayer(step.sample_blocks[0].weight.contiguous(), columns.numpy().astype(np.int64),
+                                        pos_frequencies, step.activation)
+                if fuse == "auto" and step.out_features > FUSE_MAX_WIDTH:
+                    layer = None  # BLAS is faster on wide layers (nerfprune.field.fused)
+            self._fused[key] = layer
+        return self._fused[key]
+
     @property
     def pos_columns(self) -> Tensor | None:
         """Features of the positional encoding the network reads [F'] (None: all of them)."""
@@ -250,10 +292,11 @@ class InferencePlan:
 
     @torch.no_grad()
     def run(self, origins: Tensor, dirs: Tensor, t: Tensor, ray_index: Tensor, dir_enc: Tensor, pos_frequencies: int,
-            encode_at: EncodeAt, chunk: int) -> tuple[Tensor, Tensor]:
+            encode_at: EncodeAt, chunk: int, fuse: str = "off") -> tuple[Tensor, Tensor]:
         """Raw density [n] and colour [n, 3] (float32) at the n sample points origins[r] + t dirs[r] of rays
         r = ray_index [n] (int64; rays origins, dirs [B, 3], direction encodings dir_enc [B, D]); the encoding
-        and the layers run `chunk` points at a time."""
+        and the layers run `chunk` points at a time. `fuse` as `fused_first_layer` ("off": the encoding is
+        always `encode_at`'s)."""
         observer = _observer["current"]
         clock = _Clock(observer)
         start_call = time.perf_counter()
@@ -265,20 +308,32 @@ class InferencePlan:
         rgb = torch.empty((n, 3), dtype=torch.float32, device=device)
         results = dict(zip(self.topology.outputs, (sigma, rgb)))
         cols, pos_width = self.pos_columns, self.widths[PER_SAMPLE_INPUT]
+        fused = self.fused_first_layer(pos_frequencies, device, fuse) if n else None
+        if fused is not None:
+            rays_np = rays_for_kernel(origins, dirs)
+            t, ray_index = t.detach().to(torch.float32).contiguous(), ray_index.to(torch.int64).contiguous()
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             rows, index = stop - start, ray_index[start:stop]
-            t0 = time.perf_counter()
-            enc = ws.get(ENCODING_ROLE, rows, pos_width, torch.float32, device)  # [rows, F' + 1]
-            encode_at(origins, dirs, t[start:stop], index, pos_frequencies, columns=cols, out=enc)  # first F' columns
-            encoding_s += time.perf_counter() - t0
-            if self.dtype != torch.float32:
-                enc = ws.get("pos.lowp", rows, pos_width, self.dtype, device).copy_(enc)
-            values = {PER_SAMPLE_INPUT: enc}  # name -> [rows, width + 1], last column 1
+            values = {}  # name -> [rows, width + 1], last column 1
+            if fused is None:
+                t0 = time.perf_counter()
+                enc = ws.get(ENCODING_ROLE, rows, pos_width, torch.float32, device)  # [rows, F' + 1]
+                encode_at(origins, dirs, t[start:stop], index, pos_frequencies, columns=cols, out=enc)  # first F' columns
+                encoding_s += time.perf_counter() - t0
+                if self.dtype != torch.float32:
+                    enc = ws.get("pos.lowp", rows, pos_width, self.dtype, device).copy_(enc)
+                values[PER_SAMPLE_INPUT] = enc
             for step in self.steps:
                 if step.per_ray and not step.is_output:
                     continue
                 t0 = clock.start()
+                if fused is not None and step is self._first:  # the encoding never stored: one kernel writes the layer
+                    full = ws.get(step.slot, rows, step.out_features, torch.float32, device)
+                    fused(*rays_np, t[start:stop], index, full)
+                    values[step.name] = full
+                    clock.stop(f"{step.name} + encoding", t0)
+                    continue
                 direct = step.name in self.direct and self.dtype == torch.float32
                 if direct:
                     out = full = results[step.name][start:stop]  # [rows, out], contiguous

@@ -9,6 +9,7 @@ pub mod buffer;
 pub mod checksum;
 pub mod decode;
 pub mod error;
+pub mod fused;
 pub mod masks;
 pub mod resize;
 

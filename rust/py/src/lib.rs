@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod batch;
 mod errors;
 mod fingerprint;
+mod fused;
 mod masks;
 mod scene;
 
@@ -16,6 +17,7 @@ mod scene;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     fingerprint::register(m)?;
+    fused::register(m)?;
     masks::register(m)?;
     scene::register(m)?;
     batch::register(m)?;
