@@ -202,7 +202,7 @@ class InferencePlan:
                 self.steps.append(self._step(layer, weights[layer.name], modes.get(layer.name, "dense"), per_ray))
         self._assign_slots()
         self._first = self._fusable_first_step()
-        self._fused: dict[tuple, FusedFirstLayer | None] = {}  # (octaves, fuse, threads) -> the kernel, or None
+        self._fused: dict[tuple, FusedFirstLayer | None] = {}  # (octaves, fuse) -> the kernel, or None
 
     def _assign_slots(self) -> None:
         """Give each per-sample output a workspace slot, reusing the slot of a value no later layer reads
@@ -272,17 +272,16 @@ class InferencePlan:
         step = self._first
         if fuse == "off" or step is None or device.type != "cpu" or native_kernel() is None:
             return None
-        key = (pos_frequencies, fuse, torch.get_num_threads())
+        key = (pos_frequencies, fuse)
         if key not in self._fused:
-            width = self.widths[PER_SAMPLE_INPUT]
+            width, features = self.widths[PER_SAMPLE_INPUT], 3 * (1 + 2 * pos_frequencies)
             columns = self.pos_columns if self.pos_columns is not None else torch.arange(width)
-            layer = None
-            if columns.numel() == width and (width == 0 or int(columns.max()) < 3 * (1 + 2 * pos_frequencies)):
-                layer = FusedFirstLayer(step.sample_blocks[0].weight.contiguous(), columns.numpy().astype(np.int64),
-                                        pos_frequencies, step.activation)
-                if fuse == "auto" and step.out_features > FUSE_MAX_WIDTH:
-                    layer = None  # BLAS is faster on wide layers (nerfprune.field.fused)
-            self._fused[key] = layer
+            fits = width == features if self.pos_columns is None else (not width or int(columns.max()) < features)
+            wide = fuse == "auto" and step.out_features > FUSE_MAX_WIDTH  # BLAS is faster there (nerfprune.field.fused)
+            # an encoding that does not fit the network takes the unfused path, which names the problem
+            self._fused[key] = None if wide or not fits else FusedFirstLayer(
+                step.sample_blocks[0].weight.contiguous(), columns.numpy().astype(np.int64), pos_frequencies,
+                step.activation)
         return self._fused[key]
 
     @property
