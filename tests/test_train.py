@@ -79,6 +79,18 @@ def test_resume_refuses_other_settings_and_other_scenes(tiny_scene, tmp_path):
         Trainer(other, tiny_cfg(iterations=4), tmp_path).run()
 
 
+def test_resume_accepts_other_render_only_settings(tiny_scene, tmp_path):
+    # rays per rendering step and marching rounds change no trained number (their defaults changed once):
+    # a run resumes with other values and ends where a straight run does; any other render setting is refused
+    straight = Trainer(tiny_scene, tiny_cfg(), tmp_path / "a").run()
+    other = RenderConfig(n_coarse=8, n_fine=8, ray_chunk=64, round_samples=4)
+    Trainer(tiny_scene, tiny_cfg(render=other), tmp_path / "b").run(until=6)
+    resumed = Trainer(tiny_scene, tiny_cfg(), tmp_path / "b").run()
+    assert same_weights(straight.state_dict(), resumed.state_dict())
+    with pytest.raises(CheckpointError, match=r"different settings \(render\)"):
+        Trainer(tiny_scene, tiny_cfg(render=RenderConfig(n_coarse=8, n_fine=4)), tmp_path / "b").run()
+
+
 @pytest.mark.parametrize("content,message", [
     (b"", "not a readable safetensors checkpoint"),
     (b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":1}", "not a readable safetensors checkpoint"),

@@ -37,11 +37,13 @@ class RenderConfig:
     n_fine: int = 64  # importance samples per ray for the fine network (0: coarse only)
     lindisp: bool = False  # sample linearly in disparity instead of depth
     chunk: int = 65536  # points per MLP call: bounds memory for large batches and images
-    ray_chunk: int = 4096  # rays per step when rendering whole images
+    ray_chunk: int = 16384  # rays per step when rendering whole images (a 100x100 view in one step: each step has a fixed cost)
     last_delta: float = 1e10  # length of the last interval of a ray (original NeRF: 1e10)
     early_stop_eps: float = 1e-4  # inference only: stop a ray once transmittance < eps (0: never)
     backend: str = "taichi"  # rendering math: "taichi" (kernels, default) or "torch" (the pure-torch references)
-    round_samples: int = 32  # inference: samples per ray per marching round; rays whose transmittance fell below early_stop_eps stop (0: all at once)
+    # inference: samples per ray per marching round, rays whose transmittance fell below early_stop_eps stop
+    # (0: all at once; rounds saved < 1 % of the MLP samples on every model measured and cost 5-25 % of the time)
+    round_samples: int = 0
     skip_empty: bool = True  # sample only where the model's occupancy grid is occupied (models trained with an occupancy grid)
 
     def validate(self) -> None:
@@ -52,8 +54,8 @@ class RenderConfig:
         check_range("n_fine", self.n_fine, 0, MAX_SAMPLES)
         check_range("chunk", self.chunk, 1, 2**24)
         check_range("ray_chunk", self.ray_chunk, 1, 2**20)
-        if self.ray_chunk * (self.n_coarse + self.n_fine) > 2**26:
-            raise ConfigError(f"ray_chunk x (n_coarse + n_fine) must be <= 2^26 samples per rendering step, got "
+        if self.ray_chunk * (self.n_coarse + self.n_fine) > 2**27:  # training's bound on a step too
+            raise ConfigError(f"ray_chunk x (n_coarse + n_fine) must be <= 2^27 samples per rendering step, got "
                               f"{self.ray_chunk} x {self.n_coarse + self.n_fine}")
         check_range("last_delta", self.last_delta, 0.0, 1e30, low_open=True)
         check_range("early_stop_eps", self.early_stop_eps, 0.0, 1.0, high_open=True)

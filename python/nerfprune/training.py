@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"
 MAX_ITERATIONS = 10**8  # training steps (5e4 took 7 hours on a GPU in the original NeRF)
 MAX_SEED = 2**32 - 1  # seeds are combined with the iteration into one 64-bit generator seed
+# RenderConfig fields that only decide how whole images are rendered (rays per step, marching rounds): the image
+# is the same whatever they are, so a run may resume with other values (their defaults changed once)
+RENDER_ONLY = ("ray_chunk", "round_samples")
 
 
 @dataclass
@@ -334,6 +337,8 @@ class Trainer:
         mine = to_dict(self.cfg)
         theirs = to_dict(saved)
         mine.pop("iterations"), theirs.pop("iterations")
+        for key in RENDER_ONLY:  # how whole images are rendered changes no trained number: the run's own value holds
+            mine["render"].pop(key, None), theirs.get("render", {}).pop(key, None)
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise CheckpointError(f"{self.checkpoint_path}: was written with different settings ({', '.join(diff)}); use another --out")

@@ -35,6 +35,13 @@ def label(info: dict) -> str:
     return f"{kind} {info['target_sparsity']:.0%}{rounds}"
 
 
+def marching_text(render: dict) -> str:
+    """How the renderer marched: its rounds (if any) and the early-stop transmittance."""
+    rounds = render.get("round_samples", 0)
+    how = f"rounds of {rounds} samples" if rounds else "every sample in one call"
+    return f"{how}, early stop at transmittance < {render['early_stop_eps']}"
+
+
 def setting(results: dict) -> list[str]:
     cfg, scene, machine, tcfg = results["config"], results["scene"], results["machine"], results["config"]["train"]
     render = tcfg["render"]
@@ -60,8 +67,7 @@ def setting(results: dict) -> list[str]:
         f"val views (a fixed subset, the same for every cell) and the first {cfg['train_views'] or 'all'} train views.",
         f"Render time: one val view, each inference path of a model interleaved with its dense parent, median and "
         f"interquartile range of {cfg['timing_repeats']} renders after a warm-up; every model on the same renderer "
-        f"(backend {render['backend']}, rounds of {render['round_samples']} samples, early stop at transmittance < "
-        f"{render['early_stop_eps']}) and machine, with no other cell running.",
+        f"(backend {render['backend']}, {marching_text(render)}) and machine, with no other cell running.",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} "
         f"threads in the driver), Taichi {machine['taichi']} on {machine['taichi_arch']}; cells run by engine "
         f"`{run.get('engine', 'local')}` with {run.get('workers', 1)} worker(s).",
