@@ -39,6 +39,7 @@ from taichi_kernels._taichi import ti
 from taichi_kernels.runtime import ensure_initialized, launch, serial_launch
 
 _CELLS_COUNT, _CELLS_EMIT, _LENGTH, _PLACE, _STRATIFIED = range(5)  # modes of `_walk_kernel`
+RUNS_KEPT = 16  # occupied runs per ray the length walk records, so that placing samples needs no second walk
 
 
 class GridView(NamedTuple):
@@ -61,6 +62,18 @@ class PackedSamples:
     offsets: torch.Tensor  # [B] int64 first sample of each ray
     counts: torch.Tensor  # [B] int64 samples per ray (0: the ray meets no occupied cell)
     length: torch.Tensor  # [B] float32 occupied z-depth length L of each ray inside [near, far]
+    runs: "OccupiedRuns | None" = None  # the rays' occupied runs, when the sampler recorded them
+
+
+@dataclass
+class OccupiedRuns:
+    """The occupied runs [a, b] of t of B rays, as the DDA found them: placing samples reads them instead of walking.
+
+    A ray with more than RUNS_KEPT runs keeps its first RUNS_KEPT and count > RUNS_KEPT: it is walked again.
+    """
+
+    bounds: torch.Tensor  # [B, RUNS_KEPT, 2] float32 (a, b) of each run, in order along the ray
+    count: torch.Tensor  # [B] int32 runs of each ray (> RUNS_KEPT: not all recorded)
 
 
 # --------------------------------------------------------------------------- DDA pieces
@@ -165,13 +178,22 @@ def _place_run(a: ti.f32, b: ti.f32, c: ti.f32, s: ti.template(), off: ti.i64, c
     return nxt
 
 
+@ti.func
+def _record_run(runs: ti.template(), r: ti.i64, n_kept: ti.i32, a: ti.f32, b: ti.f32) -> ti.i32:
+    """Store run [a, b] as ray r's run n_kept if there is room; the count goes on past RUNS_KEPT (a ray to walk)."""
+    if n_kept < RUNS_KEPT:
+        runs[r, n_kept, 0] = a
+        runs[r, n_kept, 1] = b
+    return n_kept + 1
+
+
 @ti.kernel
 def _walk_kernel(
     o: ti.types.ndarray(), d: ti.types.ndarray(), near: ti.f32, far: ti.f32, box: ti.types.ndarray(), res: ti.i32,
     bits: ti.types.ndarray(), mode: ti.template(), perturb: ti.template(), u: ti.types.ndarray(),
     offsets: ti.types.ndarray(), counts: ti.types.ndarray(), last_delta: ti.f32, length: ti.types.ndarray(),
     s: ti.types.ndarray(), t_out: ti.types.ndarray(), dt_out: ti.types.ndarray(), cells: ti.types.ndarray(),
-    serial: ti.template(),
+    runs: ti.types.ndarray(), run_count: ti.types.ndarray(), with_runs: ti.template(), serial: ti.template(),
 ):
     """One ray per thread: the DDA, and what each mode does with the cells it crosses.
 
@@ -181,7 +203,9 @@ def _walk_kernel(
     occupied length L. _STRATIFIED: write the stratified s of ray r (counts[r] of them over
     [0, length[r]]), then as _PLACE. _PLACE: map the given sorted s to t, write dt. Both passes
     add the run lengths in the same order, so the s of the last sample (<= L) falls inside the
-    last run.
+    last run. With `with_runs`, _LENGTH also records each ray's first RUNS_KEPT runs and their count,
+    and _STRATIFIED and _PLACE read them instead of walking, for every ray whose runs all fit: the same
+    (a, b) pairs in the same order, so the same floats.
     """
     lo, size, hi = _row(box, 0), _row(box, 1), _row(box, 2)
     ti.loop_config(serialize=serial)
@@ -212,6 +236,15 @@ def _walk_kernel(
         walk = t_lo < t_hi
         if ti.static(mode in (_PLACE, _STRATIFIED)):
             walk = walk and cnt > 0  # a ray without samples has nothing to place
+            if ti.static(with_runs):
+                n_runs = ti.cast(run_count[r], ti.i32)
+                if walk and n_runs <= RUNS_KEPT:  # every run recorded: place along them, no walk
+                    for i in range(n_runs):
+                        a, b = runs[r, i, 0], runs[r, i, 1]
+                        nxt = _place_run(a, b, c, s, off, cnt, nxt, t_out)
+                        c += b - a
+                    walk = False
+        n_kept = 0  # runs recorded (_LENGTH with_runs)
         if walk:
             cell, step, side = _first_cell(o_r, d_r, t_lo, lo, size, res)
             t = t_lo
@@ -234,6 +267,8 @@ def _walk_kernel(
                     elif run_open == 1:
                         if ti.static(mode != _LENGTH):
                             nxt = _place_run(a, b, c, s, off, cnt, nxt, t_out)
+                        if ti.static(mode == _LENGTH and with_runs):
+                            n_kept = _record_run(runs, r, n_kept, a, b)
                         c += b - a
                         run_open = 0
                     t = t1
@@ -242,11 +277,15 @@ def _walk_kernel(
             if run_open == 1:
                 if ti.static(mode in (_PLACE, _STRATIFIED)):
                     nxt = _place_run(a, b, c, s, off, cnt, nxt, t_out)
+                if ti.static(mode == _LENGTH and with_runs):
+                    n_kept = _record_run(runs, r, n_kept, a, b)
                 c += b - a
         if ti.static(mode == _CELLS_COUNT):
             counts[r] = k
         if ti.static(mode == _LENGTH):
             length[r] = c
+            if ti.static(with_runs):
+                run_count[r] = n_kept
         if ti.static(mode in (_PLACE, _STRATIFIED)):
             while nxt < cnt:  # only reachable through rounding: such samples sit at the end of the last run
                 t_out[off + nxt] = b
@@ -289,37 +328,49 @@ def _exclusive_offsets(counts: torch.Tensor) -> torch.Tensor:
 
 
 def _walk(grid, o, d, near, far, mode, perturb=False, u=None, offsets=None, counts=None, last_delta=None,
-          length=None, s=None, t_out=None, dt_out=None, cells=None) -> None:
+          length=None, s=None, t_out=None, dt_out=None, cells=None, runs: OccupiedRuns | None = None) -> None:
     """Launch `_walk_kernel` in `mode`; the arrays a mode does not use are passed empty."""
     dev = o.device
     f1, i1 = torch.empty(0, device=dev), torch.empty(0, dtype=torch.int64, device=dev)
     pick = lambda x, empty: empty if x is None else x.contiguous()  # noqa: E731
     work = o.shape[0] * int(grid.resolution) + (0 if s is None else s.shape[0])
+    bounds = torch.empty((0, 0, 0), device=dev) if runs is None else runs.bounds
+    count = torch.empty(0, dtype=torch.int32, device=dev) if runs is None else runs.count
     launch(_walk_kernel, o, d, float(near), float(far), _box(grid, dev), int(grid.resolution), grid.bits.contiguous(),
            mode, bool(perturb), pick(u, torch.empty((0, 0), device=dev)), pick(offsets, i1), pick(counts, i1),
            -1.0 if last_delta is None else float(last_delta), pick(length, f1), pick(s, f1), pick(t_out, f1),
-           pick(dt_out, f1), pick(cells, i1), serial_launch(work))
+           pick(dt_out, f1), pick(cells, i1), bounds, count, runs is not None, serial_launch(work))
 
 
-def _placed(grid, o, d, near, far, mode, perturb, u, offsets, counts, length, s, last_delta):
+def _placed(grid, o, d, near, far, mode, perturb, u, offsets, counts, length, s, last_delta, runs=None):
     """`_walk` in a placing mode -> t [M], dt [M] (M-sized outputs are not pooled: M varies per call)."""
     t = torch.empty(s.shape[0], device=o.device)
     dt = torch.empty(s.shape[0], device=o.device)
     if s.shape[0] > 0:
-        _walk(grid, o, d, near, far, mode, perturb, u, offsets, counts, last_delta, length, s, t, dt)
+        _walk(grid, o, d, near, far, mode, perturb, u, offsets, counts, last_delta, length, s, t, dt, runs=runs)
     return t, dt
 
 
 def occupied_length(grid: GridView, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float) -> torch.Tensor:
     """Occupied z-depth length L [B] of each ray (origins, dirs [B, 3]) inside [near, far]."""
+    return occupied_runs(grid, origins, dirs, near, far, record=False)[0]
+
+
+def occupied_runs(grid: GridView, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float,
+                  record: bool = True) -> tuple[torch.Tensor, OccupiedRuns | None]:
+    """`occupied_length`, and (`record`) the rays' occupied runs for placing samples without another walk."""
     ensure_initialized()
     _check_grid(grid, "occupied_length")
     o, d = _rays(origins, dirs, near, far, "occupied_length")
     n = o.shape[0]
     length = _buffers.empty("occupancy.length", (n,), torch.float32, o.device)
+    runs = None
+    if record:  # pooled: a buffer still held (by the coarse samples, until the fine pass) is not handed out again
+        runs = OccupiedRuns(_buffers.empty("occupancy.runs", (n, RUNS_KEPT, 2), torch.float32, o.device),
+                            _buffers.empty("occupancy.run_count", (n,), torch.int32, o.device))  # both written for every ray
     if n > 0:
-        _walk(grid, o, d, near, far, _LENGTH, length=length)
-    return length
+        _walk(grid, o, d, near, far, _LENGTH, length=length, runs=runs)
+    return length, runs
 
 
 def traverse_cells(
@@ -378,7 +429,7 @@ def sample_stratified(
         raise ValueError(f"sample_stratified: n_samples must be >= 1, got {n_samples}")
     o, d = _rays(origins, dirs, near, far, "sample_stratified")
     n, dev = o.shape[0], o.device
-    length = occupied_length(grid, o, d, near, far)
+    length, runs = occupied_runs(grid, o, d, near, far)
     if min_samples is None:
         counts = torch.where(length > 0, n_samples, 0).to(torch.int64)
     else:
@@ -393,9 +444,9 @@ def sample_stratified(
     else:
         u = torch.empty((0, 0), device=dev)
     s = torch.empty(m, device=dev)
-    t, dt = _placed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta)
+    t, dt = _placed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta, runs)
     ray_index = torch.repeat_interleave(torch.arange(n, device=dev), counts)
-    return PackedSamples(t=t, s=s, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=length)
+    return PackedSamples(t=t, s=s, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=length, runs=runs)
 
 
 def place(
@@ -409,10 +460,12 @@ def place(
     counts: torch.Tensor,  # [B] int64
     length: torch.Tensor,  # [B] occupied length of each ray (from `occupied_length`)
     last_delta: float | None = None,
+    runs: OccupiedRuns | None = None,  # the rays' occupied runs (`occupied_runs`), to place without walking
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Map packed occupied-length positions s to z-depths: t [M], and dt [M] as `sample_stratified`.
 
-    Used for the fine samples, which importance sampling draws in s (see `sample_importance`).
+    Used for the fine samples, which importance sampling draws in s (see `sample_importance`). With `runs` (of
+    these rays in this grid) the rays whose runs were all recorded are placed along them, bit for bit as by walking.
     """
     ensure_initialized()
     _check_grid(grid, "place")
@@ -422,9 +475,12 @@ def place(
         raise ValueError(f"place: need s [M] and counts, length [{n}], got {list(s.shape)}, {list(counts.shape)}, "
                          f"{list(length.shape)}")
     offsets, counts = packed.check_packing(offsets, counts, s.shape[0], "place")
+    if runs is not None and (runs.bounds.shape != (n, RUNS_KEPT, 2) or runs.count.shape != (n,)):
+        raise ValueError(f"place: runs must be [{n}, {RUNS_KEPT}, 2] and [{n}], got {list(runs.bounds.shape)} and "
+                         f"{list(runs.count.shape)}")
     s = s.detach().to(torch.float32).contiguous()
     return _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets, counts,
-                   length.detach().to(torch.float32), s, last_delta)
+                   length.detach().to(torch.float32), s, last_delta, runs)
 
 
 def sample_importance(
@@ -448,6 +504,6 @@ def sample_importance(
     """
     s_all, offsets, counts = packed.importance(coarse.s, weights, coarse.offsets, coarse.counts, n_fine, perturb,
                                                generator)
-    t, dt = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta)
+    t, dt = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta, coarse.runs)
     ray_index = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
     return PackedSamples(t=t, s=s_all, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=coarse.length)

@@ -197,6 +197,48 @@ def test_packed_samples_equal_reference(seed, res, n_rays, s, perturb, p, axis_a
         assert bool(inside.all())
 
 
+@SETTINGS
+@given(seed=st.integers(0, 2**16), res=st.sampled_from([4, 16, 40]), n_rays=st.integers(0, 24), s=st.integers(1, 24),
+       n_fine=st.integers(1, 16), perturb=st.booleans(), p=st.sampled_from([0.3, 0.5, 0.9]),
+       axis_aligned=st.booleans(), last_delta=st.sampled_from([None, 0.5]))
+def test_recorded_runs_place_samples_exactly_as_walking(seed, res, n_rays, s, n_fine, perturb, p, axis_aligned,
+                                                        last_delta):
+    """The length walk's recorded runs replace the placing walks: the same t and dt bit for bit, coarse and fine,
+    whether a ray's runs all fit (RUNS_KEPT) or not (a fine random grid crosses more runs: those rays are walked)."""
+    grid, _, o, d = random_case(seed, res, n_rays, axis_aligned, p_occupied=p)
+    near, far = 0.25, 7.0
+    coarse = occupancy.sample_stratified(grid, o, d, near, far, s, perturb, generator=gen(seed), last_delta=last_delta)
+    assert coarse.runs is not None and coarse.runs.count.shape == (n_rays,)
+    walked = occupancy._placed(grid, o, d, near, far, occupancy._STRATIFIED, perturb,
+                               torch.rand((n_rays, s), generator=gen(seed)) if perturb else torch.empty((0, 0)),
+                               coarse.offsets, coarse.counts, coarse.length, torch.empty_like(coarse.s), last_delta)
+    assert torch.equal(coarse.t, walked[0]) and torch.equal(coarse.dt, walked[1])
+    weights = torch.rand(coarse.t.shape[0], generator=gen(seed + 1))
+    if s < 3:  # importance sampling needs >= 3 samples on a ray that has any (every such ray has s)
+        return
+    fine = occupancy.sample_importance(grid, o, d, near, far, coarse, weights, n_fine, False, last_delta=last_delta)
+    t, dt = occupancy.place(grid, o, d, near, far, fine.s, fine.offsets, fine.counts, coarse.length, last_delta)
+    assert torch.equal(fine.t, t) and torch.equal(fine.dt, dt)
+
+
+def test_rays_with_more_runs_than_recorded_are_walked():
+    # a checkerboard along x: a ray along the axis crosses res / 2 runs, more than RUNS_KEPT
+    res = 4 * occupancy.RUNS_KEPT
+    occ = torch.zeros(res, res, res, dtype=torch.bool)
+    occ[::2] = True
+    grid = occupancy.GridView(pack_bits(occ), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), res)
+    o = torch.tensor([[-1.0, 0.5, 0.5], [0.5, 0.5, -1.0]])
+    d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # many runs; one run (inside an occupied slab)
+    length, runs = occupancy.occupied_runs(grid, o, d, 0.0, 4.0)
+    assert runs.count.tolist() == [res // 2, 1]
+    ps = occupancy.sample_stratified(grid, o, d, 0.0, 4.0, 64, False)
+    t, dt = occupancy.place(grid, o, d, 0.0, 4.0, ps.s, ps.offsets, ps.counts, ps.length)  # walked, every ray
+    assert torch.equal(ps.t, t) and torch.equal(ps.dt, dt)
+    # and the recorded runs are the walked ones: the first RUNS_KEPT of the x ray start at its odd cells' faces
+    torch.testing.assert_close(runs.bounds[0, :3, 0], torch.tensor([1.0, 1.0 + 2 / res, 1.0 + 4 / res]))
+    torch.testing.assert_close(length, torch.tensor([0.5, 1.0]))
+
+
 def test_rays_missing_the_box_or_empty_cells_get_no_samples():
     occ = torch.zeros(4, 4, 4, dtype=torch.bool)
     occ[0, 0, 0] = True
