@@ -183,7 +183,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     equal = [r for r in rows if r["budget"] == "equal"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.0, 4.8), dpi=120)
     group = lambda r: "from scratch (control)" if r["method"] == "scratch" else r["path"]  # noqa: E731
     for label in dict.fromkeys(group(r) for r in equal):
         pts = [r for r in equal if group(r) == label]
@@ -201,7 +201,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> None:
     ax.set_xlabel("render time x dense (same renderer; log)")
     ax.set_ylabel("PSNR - dense (dB), equal budget")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the points
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
