@@ -193,7 +193,8 @@ def _walk_kernel(
     bits: ti.types.ndarray(), mode: ti.template(), perturb: ti.template(), u: ti.types.ndarray(),
     offsets: ti.types.ndarray(), counts: ti.types.ndarray(), last_delta: ti.f32, length: ti.types.ndarray(),
     s: ti.types.ndarray(), t_out: ti.types.ndarray(), dt_out: ti.types.ndarray(), cells: ti.types.ndarray(),
-    runs: ti.types.ndarray(), run_count: ti.types.ndarray(), with_runs: ti.template(), serial: ti.template(),
+    runs: ti.types.ndarray(), run_count: ti.types.ndarray(), with_runs: ti.template(), ray_out: ti.types.ndarray(),
+    serial: ti.template(),
 ):
     """One ray per thread: the DDA, and what each mode does with the cells it crosses.
 
@@ -205,7 +206,8 @@ def _walk_kernel(
     add the run lengths in the same order, so the s of the last sample (<= L) falls inside the
     last run. With `with_runs`, _LENGTH also records each ray's first RUNS_KEPT runs and their count,
     and _STRATIFIED and _PLACE read them instead of walking, for every ray whose runs all fit: the same
-    (a, b) pairs in the same order, so the same floats.
+    (a, b) pairs in the same order, so the same floats. The placing modes also write each sample's ray
+    (ray_out, int64 [M]).
     """
     lo, size, hi = _row(box, 0), _row(box, 1), _row(box, 2)
     ti.loop_config(serialize=serial)
@@ -228,6 +230,7 @@ def _walk_kernel(
                 elif last_delta >= 0.0:  # ... or a fixed last step, as padded compositing's last_delta
                     dt = last_delta
                 dt_out[off + i] = dt
+                ray_out[off + i] = r
         k = 0  # cells listed
         c = 0.0  # occupied length before the open run
         a, b = 0.0, 0.0  # the open (or last) run [a, b]
@@ -328,7 +331,8 @@ def _exclusive_offsets(counts: torch.Tensor) -> torch.Tensor:
 
 
 def _walk(grid, o, d, near, far, mode, perturb=False, u=None, offsets=None, counts=None, last_delta=None,
-          length=None, s=None, t_out=None, dt_out=None, cells=None, runs: OccupiedRuns | None = None) -> None:
+          length=None, s=None, t_out=None, dt_out=None, cells=None, runs: OccupiedRuns | None = None,
+          ray_out=None) -> None:
     """Launch `_walk_kernel` in `mode`; the arrays a mode does not use are passed empty."""
     dev = o.device
     f1, i1 = torch.empty(0, device=dev), torch.empty(0, dtype=torch.int64, device=dev)
@@ -339,16 +343,19 @@ def _walk(grid, o, d, near, far, mode, perturb=False, u=None, offsets=None, coun
     launch(_walk_kernel, o, d, float(near), float(far), _box(grid, dev), int(grid.resolution), grid.bits.contiguous(),
            mode, bool(perturb), pick(u, torch.empty((0, 0), device=dev)), pick(offsets, i1), pick(counts, i1),
            -1.0 if last_delta is None else float(last_delta), pick(length, f1), pick(s, f1), pick(t_out, f1),
-           pick(dt_out, f1), pick(cells, i1), bounds, count, runs is not None, serial_launch(work))
+           pick(dt_out, f1), pick(cells, i1), bounds, count, runs is not None, pick(ray_out, i1), serial_launch(work))
 
 
 def _placed(grid, o, d, near, far, mode, perturb, u, offsets, counts, length, s, last_delta, runs=None):
-    """`_walk` in a placing mode -> t [M], dt [M] (M-sized outputs are not pooled: M varies per call)."""
+    """`_walk` in a placing mode -> t [M], dt [M], ray_index [M] int64 (M-sized outputs are not pooled: M varies
+    per call)."""
     t = torch.empty(s.shape[0], device=o.device)
     dt = torch.empty(s.shape[0], device=o.device)
+    ray_index = torch.empty(s.shape[0], dtype=torch.int64, device=o.device)
     if s.shape[0] > 0:
-        _walk(grid, o, d, near, far, mode, perturb, u, offsets, counts, last_delta, length, s, t, dt, runs=runs)
-    return t, dt
+        _walk(grid, o, d, near, far, mode, perturb, u, offsets, counts, last_delta, length, s, t, dt, runs=runs,
+              ray_out=ray_index)
+    return t, dt, ray_index
 
 
 def occupied_length(grid: GridView, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float) -> torch.Tensor:
@@ -444,8 +451,8 @@ def sample_stratified(
     else:
         u = torch.empty((0, 0), device=dev)
     s = torch.empty(m, device=dev)
-    t, dt = _placed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta, runs)
-    ray_index = torch.repeat_interleave(torch.arange(n, device=dev), counts)
+    t, dt, ray_index = _placed(grid, o, d, near, far, _STRATIFIED, perturb, u, offsets, counts, length, s, last_delta,
+                               runs)
     return PackedSamples(t=t, s=s, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=length, runs=runs)
 
 
@@ -461,11 +468,13 @@ def place(
     length: torch.Tensor,  # [B] occupied length of each ray (from `occupied_length`)
     last_delta: float | None = None,
     runs: OccupiedRuns | None = None,  # the rays' occupied runs (`occupied_runs`), to place without walking
-) -> tuple[torch.Tensor, torch.Tensor]:
+    *, with_ray_index: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """Map packed occupied-length positions s to z-depths: t [M], and dt [M] as `sample_stratified`.
 
     Used for the fine samples, which importance sampling draws in s (see `sample_importance`). With `runs` (of
     these rays in this grid) the rays whose runs were all recorded are placed along them, bit for bit as by walking.
+    `with_ray_index` also returns each sample's ray [M] (int64).
     """
     ensure_initialized()
     _check_grid(grid, "place")
@@ -479,8 +488,9 @@ def place(
         raise ValueError(f"place: runs must be [{n}, {RUNS_KEPT}, 2] and [{n}], got {list(runs.bounds.shape)} and "
                          f"{list(runs.count.shape)}")
     s = s.detach().to(torch.float32).contiguous()
-    return _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets, counts,
-                   length.detach().to(torch.float32), s, last_delta, runs)
+    t, dt, ray_index = _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets,
+                               counts, length.detach().to(torch.float32), s, last_delta, runs)
+    return (t, dt, ray_index) if with_ray_index else (t, dt)
 
 
 def sample_importance(
@@ -504,6 +514,6 @@ def sample_importance(
     """
     s_all, offsets, counts = packed.importance(coarse.s, weights, coarse.offsets, coarse.counts, n_fine, perturb,
                                                generator)
-    t, dt = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta, coarse.runs)
-    ray_index = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
+    t, dt, ray_index = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta,
+                             coarse.runs, with_ray_index=True)
     return PackedSamples(t=t, s=s_all, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=coarse.length)

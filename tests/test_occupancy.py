@@ -213,12 +213,15 @@ def test_recorded_runs_place_samples_exactly_as_walking(seed, res, n_rays, s, n_
                                torch.rand((n_rays, s), generator=gen(seed)) if perturb else torch.empty((0, 0)),
                                coarse.offsets, coarse.counts, coarse.length, torch.empty_like(coarse.s), last_delta)
     assert torch.equal(coarse.t, walked[0]) and torch.equal(coarse.dt, walked[1])
+    rays = torch.arange(n_rays)
+    assert torch.equal(coarse.ray_index, torch.repeat_interleave(rays, coarse.counts))  # written by the kernel
     weights = torch.rand(coarse.t.shape[0], generator=gen(seed + 1))
     if s < 3:  # importance sampling needs >= 3 samples on a ray that has any (every such ray has s)
         return
     fine = occupancy.sample_importance(grid, o, d, near, far, coarse, weights, n_fine, False, last_delta=last_delta)
     t, dt = occupancy.place(grid, o, d, near, far, fine.s, fine.offsets, fine.counts, coarse.length, last_delta)
     assert torch.equal(fine.t, t) and torch.equal(fine.dt, dt)
+    assert torch.equal(fine.ray_index, torch.repeat_interleave(rays, fine.counts))
 
 
 def test_rays_with_more_runs_than_recorded_are_walked():
