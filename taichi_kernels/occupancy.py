@@ -468,14 +468,17 @@ def place(
     length: torch.Tensor,  # [B] occupied length of each ray (from `occupied_length`)
     last_delta: float | None = None,
     runs: OccupiedRuns | None = None,  # the rays' occupied runs (`occupied_runs`), to place without walking
-    *, with_ray_index: bool = False,
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Map packed occupied-length positions s to z-depths: t [M], and dt [M] as `sample_stratified`.
 
     Used for the fine samples, which importance sampling draws in s (see `sample_importance`). With `runs` (of
     these rays in this grid) the rays whose runs were all recorded are placed along them, bit for bit as by walking.
-    `with_ray_index` also returns each sample's ray [M] (int64).
     """
+    return _place(grid, origins, dirs, near, far, s, offsets, counts, length, last_delta, runs)[:2]
+
+
+def _place(grid, origins, dirs, near, far, s, offsets, counts, length, last_delta, runs):
+    """`place`, also returning each sample's ray [M] int64 (the kernel writes it)."""
     ensure_initialized()
     _check_grid(grid, "place")
     o, d = _rays(origins, dirs, near, far, "place")
@@ -488,9 +491,8 @@ def place(
         raise ValueError(f"place: runs must be [{n}, {RUNS_KEPT}, 2] and [{n}], got {list(runs.bounds.shape)} and "
                          f"{list(runs.count.shape)}")
     s = s.detach().to(torch.float32).contiguous()
-    t, dt, ray_index = _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets,
-                               counts, length.detach().to(torch.float32), s, last_delta, runs)
-    return (t, dt, ray_index) if with_ray_index else (t, dt)
+    return _placed(grid, o, d, near, far, _PLACE, False, torch.empty((0, 0), device=o.device), offsets, counts,
+                   length.detach().to(torch.float32), s, last_delta, runs)
 
 
 def sample_importance(
@@ -514,6 +516,6 @@ def sample_importance(
     """
     s_all, offsets, counts = packed.importance(coarse.s, weights, coarse.offsets, coarse.counts, n_fine, perturb,
                                                generator)
-    t, dt, ray_index = place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta,
-                             coarse.runs, with_ray_index=True)
+    t, dt, ray_index = _place(grid, origins, dirs, near, far, s_all, offsets, counts, coarse.length, last_delta,
+                              coarse.runs)
     return PackedSamples(t=t, s=s_all, dt=dt, ray_index=ray_index, offsets=offsets, counts=counts, length=coarse.length)
