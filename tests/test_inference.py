@@ -286,7 +286,7 @@ def test_rendered_views_are_the_same_on_both_paths(tiny_scene, variant):
 def test_unknown_inference_path_is_refused():
     from nerfprune.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown MLP inference path 'turbo'.*fast, unfused, reference"):
+    with pytest.raises(ConfigError, match="unknown MLP inference path 'turbo'.*fast, first-layer, unfused, reference"):
         MLPConfig(inference="turbo").validate()
     with pytest.raises(ValueError, match=r"inputs must be \('pos', 'dir'\).*got \['x'\]"):
         InferencePlan(Topology(inputs=(("x", 1),), layers=()), {})

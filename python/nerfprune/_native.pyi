@@ -157,3 +157,28 @@ def encode_first_layer(
     origins, dirs [B, 3]; t, ray_index [N]; weight [W, F' + 1] (bias last); columns [F'];
     out [N, >= W] (its other columns untouched); ReLU when `relu`; `threads` 0: one per core.
     NativeArgumentError on a shape, a ray index or a column out of range."""
+
+def run_network(
+    origins: npt.NDArray[np.float32],
+    dirs: npt.NDArray[np.float32],
+    t: npt.NDArray[np.float32],
+    ray_index: npt.NDArray[np.int64],
+    n_frequencies: int,
+    layers: list[tuple[
+        npt.NDArray[np.float32],  # weight [out, k]
+        npt.NDArray[np.int64],  # inputs [k]: the table rows it reads, in the order of the weight's columns
+        npt.NDArray[np.float32],  # bias [out]
+        npt.NDArray[np.float32] | None,  # per-ray term [B, out] replacing the bias, or None
+        str,  # activation: "relu", "none" or "sigmoid"
+        int,  # first table row it writes
+        int | None,  # the output it also writes (a head), or None
+    ]],
+    outputs: list[npt.NDArray[np.float32]],
+    *,
+    threads: int = 0,
+) -> None:
+    """A whole network at every sample point origins[r] + t[i] dirs[r], r = ray_index[i], per block of
+    samples: table rows [0, 3 (1 + 2 n_frequencies)) hold the positional encoding, each layer
+    y = act(W table[inputs] + (bias or term[r])) writes its rows, a head also outputs[k] [N, out] (in place).
+    NativeArgumentError on a shape, a ray index or a row out of range, a row read before it is written,
+    layers writing over the encoding or each other, an output written twice or never."""

@@ -109,8 +109,9 @@ BACKWARDS = {
 }
 
 INFERENCES = {
-    "fast": "direction term once per ray, only the encoding columns read, buffers reused, the encoding fused into the first layer where measured faster (default; nerfprune.field.inference)",
-    "unfused": "fast, but the encoding always stored apart and the first layer a BLAS product (for comparison)",
+    "fast": "direction term once per ray, only the encoding columns read, buffers reused, a narrow (pruned) network run whole as one Rust kernel, else the encoding fused into the first layer, where measured faster (default; nerfprune.field.inference)",
+    "first-layer": "fast, but only the encoding + first layer fused, the other layers BLAS products (for comparison)",
+    "unfused": "fast, but the encoding always stored apart and every layer a BLAS product (for comparison)",
     "reference": "the network's own forward on per-sample inputs, as the original code (for comparison)",
 }
 
@@ -121,7 +122,7 @@ class MLPConfig:
 
     precision: str = "fp32"  # "fp32", or "bf16": the matrix products in bfloat16 (fast on CPUs with AMX); weights stay fp32
     backward: str = "handwritten"  # training gradient of a dense fp32 MLP: "handwritten" (direction term once per ray) or "autograd" (as the original code)
-    inference: str = "fast"  # rendering without gradients: "fast" (direction term once per ray, only the encoding columns read, buffers reused, encoding fused into narrow first layers), "unfused" (the same without the fusion) or "reference" (the network's own forward, as the original code)
+    inference: str = "fast"  # rendering without gradients: "fast" (direction term once per ray, only the encoding columns read, buffers reused, narrow networks one fused kernel), "first-layer" (only the encoding + first layer fused), "unfused" (no fusion) or "reference" (the network's own forward, as the original code)
 
     def validate(self) -> None:
         check_fields(self)

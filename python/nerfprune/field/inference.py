@@ -28,8 +28,10 @@ or a compacted `GraphMLP` (dense, CSR or int8 layers; built once and kept). The 
 forward on per-sample inputs, to float rounding (tests/test_inference.py). Networks without
 `inference_weights` run their own forward (`nerfprune.field.runners.infer_field` decides).
 
-The positional encoding and a narrow first layer (a pruned network's) run as one Rust kernel that never stores
-the encoding (`nerfprune.field.fused`, `fuse="auto"` from `infer_field`).
+The network runs whole as one Rust kernel, the encoding included, that writes only the heads
+(`fused_network`); where it cannot (a CSR or int8 layer, bf16), the positional encoding and a narrow first layer
+run as one Rust kernel that never stores the encoding (`fused_first_layer`); both in `nerfprune.field.fused`,
+`fuse="auto"` from `infer_field`.
 
 Not here, measured: a fused per-sample Taichi kernel (encoding, every layer, the direction term, one sample per
 thread, loops unrolled at compile time) for the 95 % structured network compacted to widths of 20 took 225 ms
@@ -51,13 +53,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfprune.field.fused import FUSE_MAX_WIDTH, FUSED_ACTIVATIONS, FusedFirstLayer, native_kernel, rays_for_kernel
+from nerfprune.field.fused import (FUSED_ACTIVATIONS, NETWORK_ACTIVATIONS, FusedFirstLayer, FusedLayer, FusedNetwork, native_kernel, rays_for_kernel)
 from nerfprune.field.topology import Topology
 
 PER_SAMPLE_INPUT = "pos"  # the network input encoded at every sample point (the positional encoding)
 PER_RAY_INPUT = "dir"  # the network input constant along a ray (the view direction's encoding)
 ENCODING_ROLE = "encoding"  # workspace role of the encoded chunk
-FUSE_CHOICES = ("auto", "on", "off")  # InferencePlan.fused_first_layer
+FUSE_CHOICES = ("auto", "first-layer", "off")  # InferencePlan.run: what runs as fused Rust kernels
+FUSED_NETWORK_LAYER = "network + encoding (fused)"  # the observer's name of a whole fused network call
 
 
 class EncodeAt(Protocol):
@@ -202,7 +205,8 @@ class InferencePlan:
                 self.steps.append(self._step(layer, weights[layer.name], modes.get(layer.name, "dense"), per_ray))
         self._assign_slots()
         self._first = self._fusable_first_step()
-        self._fused: dict[tuple, FusedFirstLayer | None] = {}  # (octaves, fuse) -> the kernel, or None
+        self._fused: dict[int, FusedFirstLayer | None] = {}  # octaves -> the kernel, or None
+        self._networks: dict[int, FusedNetwork | None] = {}  # octaves -> the kernel, or None
 
     def _assign_slots(self) -> None:
         """Give each per-sample output a workspace slot, reusing the slot of a value no later layer reads
@@ -265,24 +269,64 @@ class InferencePlan:
 
     def fused_first_layer(self, pos_frequencies: int, device: torch.device, fuse: str = "auto") -> FusedFirstLayer | None:
         """The fused encoding + first layer this plan runs (None: the encoding is stored and the layer is a
-        BLAS product). fuse "auto": first layers up to FUSE_MAX_WIDTH wide (where it measured faster), "on": wherever
-        it can run, "off": never."""
+        BLAS product). fuse "auto" and "first-layer": wherever it can run (it measured 0.20-0.52x the encoding
+        kernel + BLAS at every width from 8 to 128, `nerfprune.field.fused`), "off": never."""
         if fuse not in FUSE_CHOICES:
             raise ValueError(f"InferencePlan: fuse must be one of {', '.join(FUSE_CHOICES)}, got {fuse!r}")
         step = self._first
         if fuse == "off" or step is None or device.type != "cpu" or native_kernel() is None:
             return None
-        key = (pos_frequencies, fuse)
+        key = pos_frequencies
         if key not in self._fused:
             width, features = self.widths[PER_SAMPLE_INPUT], 3 * (1 + 2 * pos_frequencies)
             columns = self.pos_columns if self.pos_columns is not None else torch.arange(width)
             fits = width == features if self.pos_columns is None else (not width or int(columns.max()) < features)
-            wide = fuse == "auto" and step.out_features > FUSE_MAX_WIDTH  # BLAS is faster there (nerfprune.field.fused)
             # an encoding that does not fit the network takes the unfused path, which names the problem
-            self._fused[key] = None if wide or not fits else FusedFirstLayer(
+            self._fused[key] = None if not fits else FusedFirstLayer(
                 step.sample_blocks[0].weight.contiguous(), columns.numpy().astype(np.int64), pos_frequencies,
                 step.activation)
         return self._fused[key]
+
+    def fused_network(self, pos_frequencies: int, device: torch.device, fuse: str = "auto") -> FusedNetwork | None:
+        """The whole network as one kernel, encoding included (None: it runs layer by layer). fuse "auto":
+        wherever it can run (it measured 0.17-0.57x the layer-by-layer time at every width from 8 to 256,
+        `nerfprune.field.fused`), "first-layer" and "off": never."""
+        if fuse not in FUSE_CHOICES:
+            raise ValueError(f"InferencePlan: fuse must be one of {', '.join(FUSE_CHOICES)}, got {fuse!r}")
+        if fuse in ("off", "first-layer") or device.type != "cpu" or native_kernel("run_network") is None:
+            return None
+        if pos_frequencies not in self._networks:
+            self._networks[pos_frequencies] = self._network_program(pos_frequencies)
+        return self._networks[pos_frequencies]
+
+    def _network_program(self, pos_frequencies: int) -> FusedNetwork | None:
+        """The plan's steps as table layers (`FusedNetwork`), or None where the kernel cannot run them: not float32,
+        a CSR or int8 block, another activation, a per-ray head, an encoding that does not fit the network (the
+        layer-by-layer path names that problem)."""
+        if self.dtype != torch.float32:
+            return None
+        encoding = 3 * (1 + 2 * pos_frequencies)
+        pos_width, columns = self.widths[PER_SAMPLE_INPUT], self.pos_columns
+        if columns is None and pos_width != encoding or columns is not None and pos_width and int(columns.max()) >= encoding:
+            return None
+        rows = {PER_SAMPLE_INPUT: (columns if columns is not None else torch.arange(pos_width)).numpy().astype(np.int64)}
+        heads = {name: k for k, name in enumerate(self.topology.outputs)}
+        layers, next_row = [], encoding
+        for step in self.steps:
+            if step.per_ray and not step.is_output:
+                continue  # read through the per-ray terms of the layers after it
+            if step.per_ray or step.activation not in NETWORK_ACTIVATIONS or any(b.op is not None for b in step.sample_blocks):
+                return None
+            inputs = [rows[block.source] for block in step.sample_blocks]
+            weight = torch.cat([block.weight[:, :self.widths[block.source]] for block in step.sample_blocks]
+                               or [step.bias.new_zeros(step.out_features, 0)], dim=1)  # the folded bias dropped
+            layers.append(FusedLayer(step.name, weight.float().contiguous().numpy(),
+                                     np.concatenate(inputs) if inputs else np.zeros(0, np.int64),
+                                     step.bias.float().contiguous().numpy(), bool(step.ray_blocks), step.activation,
+                                     next_row, heads.get(step.name)))
+            rows[step.name] = np.arange(next_row, next_row + step.out_features, dtype=np.int64)
+            next_row += step.out_features
+        return FusedNetwork(layers, pos_frequencies)
 
     @property
     def pos_columns(self) -> Tensor | None:
@@ -294,8 +338,10 @@ class InferencePlan:
             encode_at: EncodeAt, chunk: int, fuse: str = "off") -> tuple[Tensor, Tensor]:
         """Raw density [n] and colour [n, 3] (float32) at the n sample points origins[r] + t dirs[r] of rays
         r = ray_index [n] (int64; rays origins, dirs [B, 3], direction encodings dir_enc [B, D]); the encoding
-        and the layers run `chunk` points at a time. `fuse` as `fused_first_layer` ("off": the encoding is
-        always `encode_at`'s)."""
+        and the layers run `chunk` points at a time. `fuse` (FUSE_CHOICES) picks the Rust kernels: the whole
+        network in one call (`fused_network`: "auto"; then there are no chunks), else the encoding fused into
+        the first layer (`fused_first_layer`: "auto", "first-layer"); "off": neither, the encoding always
+        `encode_at`'s and every layer a torch product."""
         observer = _observer["current"]
         clock = _Clock(observer)
         start_call = time.perf_counter()
@@ -306,12 +352,18 @@ class InferencePlan:
         sigma = torch.empty((n, 1), dtype=torch.float32, device=device)
         rgb = torch.empty((n, 3), dtype=torch.float32, device=device)
         results = dict(zip(self.topology.outputs, (sigma, rgb)))
+        network = self.fused_network(pos_frequencies, device, fuse) if n else None
+        if network is not None:  # one kernel for the whole network: no chunks, nothing per sample but the heads
+            t0 = clock.start()
+            network(*rays_for_kernel(origins, dirs), t.detach().to(torch.float32).contiguous(),
+                    ray_index.to(torch.int64).contiguous(), terms, sigma, rgb)
+            clock.stop(FUSED_NETWORK_LAYER, t0)
         cols, pos_width = self.pos_columns, self.widths[PER_SAMPLE_INPUT]
-        fused = self.fused_first_layer(pos_frequencies, device, fuse) if n else None
+        fused = self.fused_first_layer(pos_frequencies, device, fuse) if n and network is None else None
         if fused is not None:
             rays_np = rays_for_kernel(origins, dirs)
             t, ray_index = t.detach().to(torch.float32).contiguous(), ray_index.to(torch.int64).contiguous()
-        for start in range(0, n, chunk):
+        for start in range(0, n if network is None else 0, chunk):
             stop = min(start + chunk, n)
             rows, index = stop - start, ray_index[start:stop]
             values = {}  # name -> [rows, width + 1], last column 1

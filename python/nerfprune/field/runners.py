@@ -14,6 +14,8 @@ import torch
 
 from nerfprune.field.config import MLPConfig
 
+INFERENCE_FUSION = {"fast": "auto", "first-layer": "first-layer", "unfused": "off"}  # MLPConfig.inference -> fuse
+
 
 def run_network(
     net: torch.nn.Module, pos_enc: torch.Tensor, dir_enc: torch.Tensor, chunk: int, precision: str = "fp32",
@@ -55,23 +57,24 @@ def infer_field(
     origins, dirs [B, 3] with direction encodings dir_enc [B, D]; no gradient.
 
     `math` is the `RenderMath` (its positional encoding). mlp.inference "fast" runs the network's
-    `InferencePlan`, with the encoding fused into the first layer where that measured faster (Taichi backend
-    only, `nerfprune.field.fused`); "unfused" the same plan with the encoding always stored apart; "reference"
+    `InferencePlan`, a narrow network as one fused kernel, else the encoding fused into the first layer, where
+    that measured faster (Taichi backend only, `nerfprune.field.fused`); "first-layer" the same plan with only
+    the first layer fused; "unfused" with no fusion (the encoding stored apart, every layer torch's); "reference"
     (or a network without a plan) its own forward on every sample's full encoding and gathered direction
     encoding, as the original code.
     """
     from nerfprune.field.inference import plan_for
 
     plan = None
-    if mlp.inference in ("fast", "unfused"):
+    if mlp.inference in INFERENCE_FUSION:
         plan = plan_for(net, torch.bfloat16 if mlp.precision == "bf16" else torch.float32)
     with torch.no_grad():
         if plan is None:
             points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
             pos_enc = math.positional_encoding(points, pos_frequencies)  # [n, P]
             return run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
-        # the fused encoding + first layer replaces the Taichi encoding kernel (the torch backend stays the reference)
-        fuse = "auto" if mlp.inference == "fast" and getattr(math, "name", "") == "taichi" else "off"
+        # the fused kernels replace the Taichi encoding kernel (the torch backend stays the reference)
+        fuse = INFERENCE_FUSION[mlp.inference] if getattr(math, "name", "") == "taichi" else "off"
         return plan.run(origins, dirs, t, ray_index, dir_enc, pos_frequencies, math.positional_encoding_at, chunk,
                         fuse=fuse)
 
