@@ -7,7 +7,8 @@ times each stage through public seams, never by editing or patching modules:
   every method (`generate_rays`/`view_rays`, `stratified`, `importance`,
   `composite`, `positional_encoding`) timed;
 - every MLP layer is timed by the inference path itself (`nerfprune.field.inference.observing`; a
-  layer's per-ray part is "layer <name> (per ray)"), or, on the reference path (`MLPConfig.inference`),
+  layer's per-ray part is "layer <name> (per ray)"; a network run whole as one Rust kernel is the one
+  stage "layer network + encoding (fused)", a first layer fused with the encoding "layer <name> + encoding"), or, on the reference path (`MLPConfig.inference`),
   with forward hooks (`nn.Linear` of a `NerfMLP`) or through `GraphMLP.layer_hook` (compacted networks). For layers pruned with
   `torch.nn.utils.prune` (the "masked" variant) the prune forward-pre-hook, which
   recomputes `weight = weight_orig * mask` on every forward, is timed on its own
@@ -180,7 +181,8 @@ def profile_render(
 
     Keys: "ray generation", "sampling (stratified)", "sampling (importance)",
     "positional encoding", "mask multiply" (masked models only), "layer <name>"
-    per MLP layer (e.g. "layer pts.0", coarse + fine), "mlp glue", "compositing",
+    per MLP layer (e.g. "layer pts.0", coarse + fine; "layer network + encoding (fused)" for a network run as
+    one kernel), "mlp glue", "compositing",
     "other" and "total" (wall time of the whole render). The stages add up to "total".
     """
     if repeats < 1:
