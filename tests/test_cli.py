@@ -195,7 +195,7 @@ def test_prune_flags_reach_the_config(model_dir, tmp_path, capsys):
 
     flags = {"--method": "structured", "--importance": "taylor", "--importance-batches": "1", "--rounds": "2",
              "--schedule": "cubic", "--rewind": "continue", "--min-neurons": "3", "--sparsity": "0.9",
-             "--retrain-iterations": "1"}
+             "--retrain-iterations": "1", "--retrain-lr": "0.002"}
     assert main(["prune", "--model", str(model_dir), *[x for kv in flags.items() for x in kv], "--prune-inputs",
                  "--out", str(tmp_path / "p")]) == 0
     saved = json.loads((tmp_path / "p" / "prune_config.json").read_text())

@@ -361,6 +361,8 @@ RANGE_CASES = [
     (PruneConfig, {"rounds": 1000}, "rounds must be in [1, 100]"),
     (PruneConfig, {"rewind_iteration": -1}, "rewind_iteration must be in"),
     (PruneConfig, {"retrain_iterations": 10**9}, "retrain_iterations must be in"),
+    (PruneConfig, {"retrain_lr": -1e-3}, "retrain_lr must be in"),
+    (PruneConfig, {"retrain_lr": float("inf")}, "retrain_lr"),
     (PruneConfig, {"eval_views": -1}, "eval_views must be in"),
     (PruneConfig, {"method": "magic"}, "method: unknown pruning method 'magic'"),
     (PruneConfig, {"rewind": "yesterday"}, "rewind: unknown rewind point 'yesterday'"),
@@ -593,6 +595,7 @@ CLI_CASES = {
     "prune-rounds-zero": (["prune", "--model", "M", "--rounds", "0"], "rounds must be in [1, 100], got 0"),
     "prune-rewind-negative": (["prune", "--model", "M", "--rewind-iteration", "-1"], "rewind_iteration must be in"),
     "prune-retrain-negative": (["prune", "--model", "M", "--retrain-iterations", "-1"], "retrain_iterations must be in"),
+    "prune-retrain-lr-nan": (["prune", "--model", "M", "--retrain-lr", "nan"], "retrain_lr: expected a finite float"),
     "study-scale-zero": (["study", "--scale", "0"], "--scale must be > 0"),
 }
 TINY_FLAGS = ["--preset", "tiny", "--iterations", "1", "--batch-size", "32", "--n-coarse", "8", "--n-fine", "8"]

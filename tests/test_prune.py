@@ -110,6 +110,20 @@ def test_every_inference_variant_computes_the_masked_model(parent, tiny_scene, t
         assert torch.allclose(rgb, ref_rgb, atol=tol, rtol=tol), variant
 
 
+def test_retrain_lr_sets_the_fine_tuning_rate_and_zero_keeps_the_parents(parent, tiny_scene, tmp_path):
+    import json
+
+    weights = {}
+    for lr in (0.0, 1e-2):
+        cfg = PruneConfig(sparsity=0.5, retrain_iterations=3, retrain_lr=lr, eval_views=0)
+        run_pruning(parent, tiny_scene, cfg, tmp_path / f"lr{lr:g}")
+        saved = json.loads((tmp_path / f"lr{lr:g}" / "round-1" / "config.json").read_text())
+        assert saved["lr"] == (lr or tiny_cfg().lr)
+        weights[lr] = load_model(tmp_path / f"lr{lr:g}" / "round-1")[0].state_dict()
+    moved = [k for k in weights[0.0] if not torch.equal(weights[0.0][k], weights[1e-2][k])]
+    assert moved, "a different fine-tuning rate trains to different weights"
+
+
 def test_pruning_a_pruned_model_is_refused(parent, tiny_scene, tmp_path):
     from nerfprune.errors import ConfigError
 

@@ -79,6 +79,7 @@ class PruneConfig:
     rewind: str = "finetune"  # survivors restart from: "finetune" (pre-trained), "late" (iteration k), "init", "continue" (the previous round's weights)
     rewind_iteration: int = 100  # k for late rewinding
     retrain_iterations: int = 0  # re-training iterations per round (0: as many as the pre-training had)
+    retrain_lr: float = 0.0  # Adam learning rate while re-training, the parent's decay schedule kept (0: the parent's rate)
     prune_heads: bool = False  # also prune the output heads (sigma, rgb)
     seed: int = 0  # seed of the random-mask control
     eval_views: int = 2  # validation views evaluated after each round (0: none)
@@ -100,6 +101,7 @@ class PruneConfig:
         check_choice("rewind", self.rewind, REWINDS, "rewind point")
         check_range("rewind_iteration", self.rewind_iteration, 0, MAX_ITERATIONS)
         check_range("retrain_iterations", self.retrain_iterations, 0, MAX_ITERATIONS)
+        check_range("retrain_lr", self.retrain_lr, 0.0, 1e6)
         check_range("seed", self.seed, 0, MAX_SEED)
         check_range("eval_views", self.eval_views, 0, 10**4)
         check_choice("importance", self.importance, IMPORTANCE, "neuron importance")
@@ -277,7 +279,8 @@ def run_pruning(
     if ckpt.masks:
         raise ConfigError(f"{parent}: is already pruned; prune a dense model (more rounds: --rounds)")
     # Everything that can be refused is checked before prune_config.json is written.
-    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations)
+    retrain_cfg = replace(parent_cfg, iterations=cfg.retrain_iterations or parent_cfg.iterations,
+                          lr=cfg.retrain_lr or parent_cfg.lr)
     parent_grid = getattr(model, "grid", None)
     if parent_grid is not None and not parent_grid.warmup:
         # The pruned model inherits its parent's carved grid (the scene is the same) and refreshes it from its
