@@ -72,16 +72,21 @@ PATHS = {  # method -> {label: inference variant}
 QUICK = {"scene": "builtin", "iterations": 600, "sparsities": "0.9,0.95", "sparsities_2022": "0.95", "test_views": 2,
          "repeats": 3}
 GOAL_RATIO, GOAL_DPSNR = 0.20, -0.5
+# Adam's rate for every run (dense, fine-tuning: a pruned cell keeps its parent's rate, scratch). NeRF's 5e-4 is
+# for 2e5+ steps; on mic at 100x100 the dense 2x128 net reached, at 2,500 iterations, 21.17 dB with it, 23.71 with
+# 2e-3, 28.58 with 4e-3 and 28.45 with 8e-3 (docs/pruning.md, "The learning rate").
+LR = 4e-3
 
 
-def train_config(iterations: int) -> TrainConfig:
-    """The 2022 study's net and sampling (2x128, 64 + 64), 1,024 rays per step, the occupancy grid on."""
-    return TrainConfig(iterations=iterations, batch_size=1024, lr_decay_steps=250_000, log_every=100,
+def train_config(iterations: int, lr: float = LR) -> TrainConfig:
+    """The 2022 study's net and sampling (2x128, 64 + 64), 1,024 rays per step, the occupancy grid on, Adam at a
+    flat `lr` (the decay's time constant is 250k steps)."""
+    return TrainConfig(iterations=iterations, batch_size=1024, lr=lr, lr_decay_steps=250_000, log_every=100,
                        checkpoint_every=500, val_views=0, model=NerfModelConfig(preset="small"),
                        render=RenderConfig(n_coarse=64, n_fine=64))
 
 
-def train_dense(scene, out: Path, milestones: list[int]) -> dict[int, Path]:
+def train_dense(scene, out: Path, milestones: list[int], lr: float = LR) -> dict[int, Path]:
     """One dense run, checkpointed at each milestone into dense-<k>/ (each continues the previous)."""
     folders, previous = {}, None
     for k in sorted(milestones):
@@ -89,7 +94,7 @@ def train_dense(scene, out: Path, milestones: list[int]) -> dict[int, Path]:
         if previous is not None and not (folder / "checkpoint.safetensors").exists():
             folder.mkdir(parents=True, exist_ok=True)  # continue the shorter run: resume is exact, so it is one run
             shutil.copy(previous / "checkpoint.safetensors", folder / "checkpoint.safetensors")
-        Trainer(scene, train_config(k), folder).run(resume=True)
+        Trainer(scene, train_config(k, lr), folder).run(resume=True)
         folders[k], previous = folder, folder
     return folders
 
@@ -113,10 +118,10 @@ def scratch_width(cell: Path) -> int:
     return int(mask.any(dim=1).sum())
 
 
-def train_scratch(scene, out: Path, width: int, iterations: int) -> Path:
+def train_scratch(scene, out: Path, width: int, iterations: int, lr: float = LR) -> Path:
     """The small architecture (2 x width, the views layer width // 2 as in the parent) from scratch, resumable."""
     folder = out / f"scratch-w{width}-{iterations}"
-    cfg = replace(train_config(iterations), model=NerfModelConfig(preset="small", width=width))
+    cfg = replace(train_config(iterations, lr), model=NerfModelConfig(preset="small", width=width))
     Trainer(scene, cfg, folder).run(resume=True)
     return folder
 
@@ -232,6 +237,8 @@ def main() -> None:
     p.add_argument("--budgets", default="equal,2022", help="comma-separated: equal, 2022")
     p.add_argument("--views", default=None, help="PNG grid of the first test view: truth, dense, and the first path "
                    "of every cell (default: <out>/<scene>/views.png)")
+    p.add_argument("--lr", type=float, default=LR, help="Adam's learning rate of every run (flat); cells are kept "
+                   "in <out>/<scene>/lr<lr>")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi CPU threads (0: as the environment says)")
     p.add_argument("--scratch", default="0.95", help="structured sparsities whose architecture is also trained from "
                    "scratch for N iterations (the control); '' for none")
@@ -249,14 +256,16 @@ def main() -> None:
     if unknown or args.iterations < 2:
         p.error(f"--methods: unknown {unknown} (choose from {', '.join(PATHS)})" if unknown else "--iterations must be >= 2")
 
+    if not (np.isfinite(args.lr) and 0 < args.lr <= 1.0):
+        p.error(f"--lr must be a finite rate in (0, 1], got {args.lr}")
     scene = load_scene(args.scene, factor=args.factor) if args.scene != "builtin" else load_scene("builtin")
-    out = Path(args.out) / scene.name
+    out = Path(args.out) / scene.name / f"lr{args.lr:g}"
     n, half = args.iterations, args.iterations // 2
     budgets = [b for b in args.budgets.split(",") if b]
     if set(budgets) - {"equal", "2022"}:
         p.error(f"--budgets: unknown {sorted(set(budgets) - {'equal', '2022'})} (choose from equal, 2022)")
     # --train-only of equal-budget cells needs only the N/2 parent (the N run may still be training elsewhere)
-    dense = train_dense(scene, out, [half] if args.train_only and "2022" not in budgets else [half, n])
+    dense = train_dense(scene, out, [half] if args.train_only and "2022" not in budgets else [half, n], args.lr)
     cells = [("equal", float(s)) for s in args.sparsities.split(",") if s] if "equal" in budgets else []
     cells += [("2022", float(s)) for s in args.sparsities_2022.split(",") if s] if "2022" in budgets else []
     trained = {}  # (method, budget, sparsity) -> round folder
@@ -270,7 +279,7 @@ def main() -> None:
         if ("structured", "equal", s) not in trained:
             p.error(f"--scratch {s}: needs the structured equal-budget cell at that sparsity (add it to --sparsities)")
         width = scratch_width(trained[("structured", "equal", s)])
-        scratch[s] = (width, train_scratch(scene, out, width, n))
+        scratch[s] = (width, train_scratch(scene, out, width, n, args.lr))
         trained[("scratch", "equal", s)] = scratch[s][1]
     if args.train_only:
         print(json.dumps({"trained": sorted(str(f) for f in trained.values())}))
@@ -290,7 +299,7 @@ def main() -> None:
             key = (f"{method}/{budget}/{label}", s)
             models[key] = build_variant(model, ckpt.masks, variant)
             labels[key] = (method, budget, label)
-    render_cfg = train_config(n).render
+    render_cfg = train_config(n, args.lr).render
     results = compare_paths(models, scene, render_cfg, views=args.test_views, repeats=args.repeats)
     by_key = {(r.label, r.sparsity): r for r in results}
     base = by_key[("dense", 0.0)]
@@ -307,7 +316,7 @@ def main() -> None:
         row["ratio"] = row["time_s"] / base.median_s
         row["dpsnr"] = row["psnr"] - base.psnr
 
-    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid; dense {n} it "
+    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid, lr {args.lr:g}; dense {n} it "
           f"({base.median_s:.3f} s/view, {base.psnr:.2f} dB on {args.test_views} test views, {base.samples_per_ray:.1f} "
           f"MLP samples/ray); equal = {half} + {half} it, 2022 = {n} + {n} it; one test view timed, median of "
           f"{args.repeats}, interleaved; {torch.get_num_threads()} torch threads")
@@ -328,7 +337,7 @@ def main() -> None:
 
     pruned = [r for r in rows if r["method"] not in ("dense", "scratch")]  # the controls are not candidates
     at95 = [r for r in pruned if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
-    figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n,
+    figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n, "lr": args.lr,
                "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
                "pareto_equal": [[round(a, 4), round(b, 3)] for a, b in
