@@ -25,6 +25,9 @@ and one control (--scratch): the structured cell's compacted architecture
 like the dense baseline: does pruning find a better small net than plain
 training of that small net? (Frankle & Carbin's question, at NeRF scale.)
 
+Every run trains at one flat Adam rate, --lr (default 4e-3: NeRF's 5e-4 leaves the dense
+baseline under-trained at N = 5,000; docs/pruning.md), cells kept in <out>/<scene>/lr<rate>.
+
 Timings: one test view, every model and path interleaved round-robin, median
 of --repeats after a warm-up, each with its MLP samples per ray; then a
 per-stage profile of the dense model and of the fastest 95 % path (where the
