@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from nerfprune.checkpoint import load_checkpoint
+from nerfprune.errors import ConfigError
 from nerfprune.experiments.compare import compare_paths
 from nerfprune.experiments.profile import profile_render, stage_sort_key
 from nerfprune.field import NerfModelConfig
@@ -81,7 +82,7 @@ GOAL_RATIO, GOAL_DPSNR = 0.20, -0.5
 LR = 4e-3
 
 
-def train_config(iterations: int, lr: float = LR) -> TrainConfig:
+def train_config(iterations: int, lr: float) -> TrainConfig:
     """The 2022 study's net and sampling (2x128, 64 + 64), 1,024 rays per step, the occupancy grid on, Adam at a
     flat `lr` (the decay's time constant is 250k steps)."""
     return TrainConfig(iterations=iterations, batch_size=1024, lr=lr, lr_decay_steps=250_000, log_every=100,
@@ -89,7 +90,7 @@ def train_config(iterations: int, lr: float = LR) -> TrainConfig:
                        render=RenderConfig(n_coarse=64, n_fine=64))
 
 
-def train_dense(scene, out: Path, milestones: list[int], lr: float = LR) -> dict[int, Path]:
+def train_dense(scene, out: Path, milestones: list[int], lr: float) -> dict[int, Path]:
     """One dense run, checkpointed at each milestone into dense-<k>/ (each continues the previous)."""
     folders, previous = {}, None
     for k in sorted(milestones):
@@ -121,7 +122,7 @@ def scratch_width(cell: Path) -> int:
     return int(mask.any(dim=1).sum())
 
 
-def train_scratch(scene, out: Path, width: int, iterations: int, lr: float = LR) -> Path:
+def train_scratch(scene, out: Path, width: int, iterations: int, lr: float) -> Path:
     """The small architecture (2 x width, the views layer width // 2 as in the parent) from scratch, resumable."""
     folder = out / f"scratch-w{width}-{iterations}"
     cfg = replace(train_config(iterations, lr), model=NerfModelConfig(preset="small", width=width))
@@ -258,9 +259,10 @@ def main() -> None:
     unknown = sorted(set(methods) - set(PATHS))
     if unknown or args.iterations < 2:
         p.error(f"--methods: unknown {unknown} (choose from {', '.join(PATHS)})" if unknown else "--iterations must be >= 2")
-
-    if not (np.isfinite(args.lr) and 0 < args.lr <= 1.0):
-        p.error(f"--lr must be a finite rate in (0, 1], got {args.lr}")
+    try:  # --lr and --iterations within TrainConfig's bounds (docs/validation.md)
+        train_config(args.iterations, args.lr).validate()
+    except ConfigError as e:
+        p.error(str(e))
     scene = load_scene(args.scene, factor=args.factor) if args.scene != "builtin" else load_scene("builtin")
     out = Path(args.out) / scene.name / f"lr{args.lr:g}"
     n, half = args.iterations, args.iterations // 2
@@ -319,7 +321,8 @@ def main() -> None:
         row["ratio"] = row["time_s"] / base.median_s
         row["dpsnr"] = row["psnr"] - base.psnr
 
-    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid, lr {args.lr:g}; dense {n} it "
+    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid, lr {args.lr:g}; "
+          f"dense {n} it "
           f"({base.median_s:.3f} s/view, {base.psnr:.2f} dB on {args.test_views} test views, {base.samples_per_ray:.1f} "
           f"MLP samples/ray); equal = {half} + {half} it, 2022 = {n} + {n} it; one test view timed, median of "
           f"{args.repeats}, interleaved; {torch.get_num_threads()} torch threads")

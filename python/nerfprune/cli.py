@@ -18,8 +18,8 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # `nerfprune prune` flags that map one to one onto PruneConfig fields
-PRUNE_FLAGS = ("sparsity", "rounds", "method", "rewind", "rewind_iteration", "retrain_iterations", "retrain_lr", "seed", "schedule",
-               "importance", "importance_batches", "min_neurons", "distill", "distill_target")
+PRUNE_FLAGS = ("sparsity", "rounds", "method", "rewind", "rewind_iteration", "retrain_iterations", "retrain_lr", "seed",
+               "schedule", "importance", "importance_batches", "min_neurons", "distill", "distill_target")
 PRUNE_SWITCHES = ("prune_heads", "prune_inputs", "revive_density")  # on/off flags
 
 
