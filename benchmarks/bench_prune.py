@@ -82,15 +82,16 @@ GOAL_RATIO, GOAL_DPSNR = 0.20, -0.5
 LR = 4e-3
 
 
-def train_config(iterations: int, lr: float) -> TrainConfig:
+def train_config(iterations: int, lr: float, encoding: str) -> TrainConfig:
     """The 2022 study's net and sampling (2x128, 64 + 64), 1,024 rays per step, the occupancy grid on, Adam at a
-    flat `lr` (the decay's time constant is 250k steps)."""
+    flat `lr` (the decay's time constant is 250k steps); the position `encoding` "frequency" (the study's) or
+    "grid" (the feature grid's defaults, nerfprune.field.feature_grid)."""
     return TrainConfig(iterations=iterations, batch_size=1024, lr=lr, lr_decay_steps=250_000, log_every=100,
-                       checkpoint_every=500, val_views=0, model=NerfModelConfig(preset="small"),
+                       checkpoint_every=500, val_views=0, model=NerfModelConfig(preset="small", encoding=encoding),
                        render=RenderConfig(n_coarse=64, n_fine=64))
 
 
-def train_dense(scene, out: Path, milestones: list[int], lr: float) -> dict[int, Path]:
+def train_dense(scene, out: Path, milestones: list[int], lr: float, encoding: str) -> dict[int, Path]:
     """One dense run, checkpointed at each milestone into dense-<k>/ (each continues the previous)."""
     folders, previous = {}, None
     for k in sorted(milestones):
@@ -98,7 +99,7 @@ def train_dense(scene, out: Path, milestones: list[int], lr: float) -> dict[int,
         if previous is not None and not (folder / "checkpoint.safetensors").exists():
             folder.mkdir(parents=True, exist_ok=True)  # continue the shorter run: resume is exact, so it is one run
             shutil.copy(previous / "checkpoint.safetensors", folder / "checkpoint.safetensors")
-        Trainer(scene, train_config(k, lr), folder).run(resume=True)
+        Trainer(scene, train_config(k, lr, encoding), folder).run(resume=True)
         folders[k], previous = folder, folder
     return folders
 
@@ -122,10 +123,11 @@ def scratch_width(cell: Path) -> int:
     return int(mask.any(dim=1).sum())
 
 
-def train_scratch(scene, out: Path, width: int, iterations: int, lr: float) -> Path:
+def train_scratch(scene, out: Path, width: int, iterations: int, lr: float, encoding: str) -> Path:
     """The small architecture (2 x width, the views layer width // 2 as in the parent) from scratch, resumable."""
     folder = out / f"scratch-w{width}-{iterations}"
-    cfg = replace(train_config(iterations, lr), model=NerfModelConfig(preset="small", width=width))
+    cfg = replace(train_config(iterations, lr, encoding), model=NerfModelConfig(preset="small", width=width,
+                                                                               encoding=encoding))
     Trainer(scene, cfg, folder).run(resume=True)
     return folder
 
@@ -243,6 +245,9 @@ def main() -> None:
                    "of every cell (default: <out>/<scene>/views.png)")
     p.add_argument("--lr", type=float, default=LR, help="Adam's learning rate of every run (flat); cells are kept "
                    "in <out>/<scene>/lr<lr>")
+    p.add_argument("--encoding", default="frequency", choices=["frequency", "grid"], help="position encoding of "
+                   "every run: 'frequency' (NeRF's, the 2022 study's) or 'grid' (a feature grid; cells in "
+                   "<out>/<scene>/grid-lr<lr>)")
     p.add_argument("--threads", type=int, default=0, help="torch and Taichi CPU threads (0: as the environment says)")
     p.add_argument("--scratch", default="0.95", help="structured sparsities whose architecture is also trained from "
                    "scratch for N iterations (the control); '' for none")
@@ -260,17 +265,18 @@ def main() -> None:
     if unknown or args.iterations < 2:
         p.error(f"--methods: unknown {unknown} (choose from {', '.join(PATHS)})" if unknown else "--iterations must be >= 2")
     try:  # --lr and --iterations within TrainConfig's bounds (docs/validation.md)
-        train_config(args.iterations, args.lr).validate()
+        train_config(args.iterations, args.lr, args.encoding).validate()
     except ConfigError as e:
         p.error(str(e))
     scene = load_scene(args.scene, factor=args.factor) if args.scene != "builtin" else load_scene("builtin")
-    out = Path(args.out) / scene.name / f"lr{args.lr:g}"
+    out = Path(args.out) / scene.name / f"{'grid-' if args.encoding == 'grid' else ''}lr{args.lr:g}"
     n, half = args.iterations, args.iterations // 2
     budgets = [b for b in args.budgets.split(",") if b]
     if set(budgets) - {"equal", "2022"}:
         p.error(f"--budgets: unknown {sorted(set(budgets) - {'equal', '2022'})} (choose from equal, 2022)")
     # --train-only of equal-budget cells needs only the N/2 parent (the N run may still be training elsewhere)
-    dense = train_dense(scene, out, [half] if args.train_only and "2022" not in budgets else [half, n], args.lr)
+    dense = train_dense(scene, out, [half] if args.train_only and "2022" not in budgets else [half, n], args.lr,
+                        args.encoding)
     cells = [("equal", float(s)) for s in args.sparsities.split(",") if s] if "equal" in budgets else []
     cells += [("2022", float(s)) for s in args.sparsities_2022.split(",") if s] if "2022" in budgets else []
     trained = {}  # (method, budget, sparsity) -> round folder
@@ -284,7 +290,7 @@ def main() -> None:
         if ("structured", "equal", s) not in trained:
             p.error(f"--scratch {s}: needs the structured equal-budget cell at that sparsity (add it to --sparsities)")
         width = scratch_width(trained[("structured", "equal", s)])
-        scratch[s] = (width, train_scratch(scene, out, width, n, args.lr))
+        scratch[s] = (width, train_scratch(scene, out, width, n, args.lr, args.encoding))
         trained[("scratch", "equal", s)] = scratch[s][1]
     if args.train_only:
         print(json.dumps({"trained": sorted(str(f) for f in trained.values())}))
@@ -304,7 +310,7 @@ def main() -> None:
             key = (f"{method}/{budget}/{label}", s)
             models[key] = build_variant(model, ckpt.masks, variant)
             labels[key] = (method, budget, label)
-    render_cfg = train_config(n, args.lr).render
+    render_cfg = train_config(n, args.lr, args.encoding).render
     results = compare_paths(models, scene, render_cfg, views=args.test_views, repeats=args.repeats)
     by_key = {(r.label, r.sparsity): r for r in results}
     base = by_key[("dense", 0.0)]
@@ -321,7 +327,8 @@ def main() -> None:
         row["ratio"] = row["time_s"] / base.median_s
         row["dpsnr"] = row["psnr"] - base.psnr
 
-    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, 64+64 samples, occupancy grid, lr {args.lr:g}; "
+    print(f"scene {scene.source} {scene.width}x{scene.height}; 2x128, {args.encoding} encoding, 64+64 samples, "
+          f"occupancy grid, lr {args.lr:g}; "
           f"dense {n} it "
           f"({base.median_s:.3f} s/view, {base.psnr:.2f} dB on {args.test_views} test views, {base.samples_per_ray:.1f} "
           f"MLP samples/ray); equal = {half} + {half} it, 2022 = {n} + {n} it; one test view timed, median of "
@@ -344,6 +351,7 @@ def main() -> None:
     pruned = [r for r in rows if r["method"] not in ("dense", "scratch")]  # the controls are not candidates
     at95 = [r for r in pruned if r["budget"] == "equal" and abs(r["sparsity"] - 0.95) < 1e-9 and r["path"] != "masked"]
     figures = {"dense_s": round(base.median_s, 4), "dense_psnr": round(base.psnr, 3), "iterations": n, "lr": args.lr,
+               "encoding": args.encoding,
                "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
                "pareto_equal": [[round(a, 4), round(b, 3)] for a, b in

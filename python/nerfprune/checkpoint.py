@@ -156,8 +156,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def check_state(path: str | Path, ckpt: Checkpoint, shapes: dict[str, tuple[int, ...]]) -> None:
-    """The checkpoint's tensors fit a network whose parameters have `shapes` (name -> shape).
+def check_state(path: str | Path, ckpt: Checkpoint, shapes: dict[str, tuple[int, ...]],
+                buffers: tuple[str, ...] = ()) -> None:
+    """The checkpoint's tensors fit a network whose parameters have `shapes` (name -> shape); the names in
+    `buffers` are non-trainable tensors of the model (no optimizer state).
 
     Missing and extra weights, optimizer state of unknown parameters or of the wrong shape,
     and masks that do not match their weight are each a `CheckpointError` naming the tensor.
@@ -182,7 +184,7 @@ def check_state(path: str | Path, ckpt: Checkpoint, shapes: dict[str, tuple[int,
             raise CheckpointError(f"{path}: optimizer tensor 'optim/{key}' has shape {tuple(t.shape)}, expected {want}")
         state.setdefault(pname, set()).add(skey)
     if ckpt.iteration > 0:  # every parameter has Adam state after one step: without it, a resume would not be exact
-        stateless = sorted(set(shapes) - set(state))
+        stateless = sorted(set(shapes) - set(state) - set(buffers))
         if stateless:
             raise CheckpointError(f"{path}: no optimizer state for {', '.join(stateless[:4])} after "
                                   f"{ckpt.iteration} iterations (optim/<param>/exp_avg etc. are missing)")

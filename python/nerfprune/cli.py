@@ -154,7 +154,7 @@ def field_help_of(cls: type, name: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nerfprune.field.config import DENSITY_ACTIVATIONS, PRESET_HELP, NerfModelConfig
+    from nerfprune.field.config import DENSITY_ACTIVATIONS, ENCODINGS, PRESET_HELP, NerfModelConfig
     from nerfprune.pruning.importance import IMPORTANCE
     from nerfprune.pruning.lottery import DISTILL_TARGETS, REWINDS, SCHEDULES, PruneConfig
     from nerfprune.pruning.methods import METHODS
@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, TrainConfig, "block_workers", type=int, choices={1: "one block at a time", 2: "two blocks side by side"})
     p.add_argument("--preset", default="small", choices=list(PRESET_HELP), help=f"network preset ({_choices_help(PRESET_HELP)})")
     _flag(p, NerfModelConfig, "density_activation", choices=DENSITY_ACTIVATIONS)
+    _flag(p, NerfModelConfig, "encoding", choices=ENCODINGS)
+    for name in ("grid_levels", "grid_resolution", "grid_features", "grid_scale"):
+        _flag(p, NerfModelConfig, name)
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if --out has a checkpoint")
     p.add_argument("--no-occupancy", dest="occupancy", action="store_false",
                    help="train without an occupancy grid (it is on for scenes with a bounding box: Blender, instant-ngp, "
@@ -334,7 +337,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, block_points=args.block_points,
                       block_workers=args.block_workers,
-                      model=NerfModelConfig(preset=args.preset, density_activation=args.density_activation))
+                      model=NerfModelConfig(preset=args.preset, density_activation=args.density_activation,
+                                            encoding=args.encoding, grid_levels=args.grid_levels,
+                                            grid_resolution=args.grid_resolution, grid_features=args.grid_features,
+                                            grid_scale=args.grid_scale))
     _apply_render_flags(cfg, args)
     cfg.occupancy.enabled = args.occupancy
     cfg.random_background = args.random_background

@@ -34,10 +34,10 @@ def field_at(model: NerfModel, which: str, origins: torch.Tensor, dirs: torch.Te
     activation = model.field_cfg.density_activation
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
         sigma_raw, rgb = infer_field(net, origins, dirs, t, ray_index, dir_enc, model.field_cfg.pos_frequencies, math,
-                                     chunk, mlp)
+                                     chunk, mlp, features=model.features)
         return activate_density(sigma_raw, activation), rgb
     points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
-    pos_enc = math.positional_encoding(points, model.field_cfg.pos_frequencies)  # [n, P]
+    pos_enc = model.encode_points(points, math.positional_encoding)  # [n, P]
     if (mlp.backward == "handwritten" and mlp.precision == "fp32" and hasattr(net, "forward_rays")
             and torch.is_grad_enabled()):  # training: the hand-written gradient, direction term once per ray
         sigma_raw, rgb = net.forward_rays(pos_enc, dir_enc, ray_index)

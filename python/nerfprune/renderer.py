@@ -79,10 +79,10 @@ def field_at_samples(
     if not torch.is_grad_enabled():  # rendering: direction term once per ray, only the encoding columns read
         ray_index = torch.arange(b, device=t.device).repeat_interleave(s)  # [B*S]
         sigma_raw, rgb = infer_field(model.network(which), origins, dirs, t.reshape(-1), ray_index, dir_enc,
-                                     model.field_cfg.pos_frequencies, math, cfg.chunk, mlp)
+                                     model.field_cfg.pos_frequencies, math, cfg.chunk, mlp, features=model.features)
         return activate_density(sigma_raw, model.field_cfg.density_activation).reshape(b, s), rgb.reshape(b, s, 3)
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [B, S, 3]
-    pos_enc = math.positional_encoding(points.reshape(-1, 3), model.field_cfg.pos_frequencies)  # [B*S, P]
+    pos_enc = model.encode_points(points.reshape(-1, 3), math.positional_encoding)  # [B*S, P]
     sigma_raw, rgb = run_field(model.network(which), pos_enc, dir_enc, s, cfg.chunk, mlp)
     return activate_density(sigma_raw, model.field_cfg.density_activation).reshape(b, s), rgb.reshape(b, s, 3)
 

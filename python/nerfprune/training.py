@@ -31,6 +31,7 @@ from nerfprune.config import (atomic_write_bytes, check_fields, check_range, fro
                               to_dict)
 from nerfprune.errors import CheckpointError, ConfigError, MaskError, SceneError, TrainingDiverged
 from nerfprune.field.config import MLPConfig, NerfModelConfig
+from nerfprune.field.feature_grid import level_resolutions
 from nerfprune.field.mlp import NerfModel, field_topology
 from nerfprune.loss import Teacher, auto_block_points, loss_and_backward
 from nerfprune.provenance import record_scene, scene_fingerprint
@@ -153,9 +154,19 @@ def training_scene(scene: Scene, cfg: TrainConfig) -> Scene:
     return scene
 
 
-def build_model(cfg: TrainConfig) -> NerfModel:
+GRID_BUFFERS = ("features.lo", "features.hi")  # the feature grid's box: saved with the weights, not trained
+
+
+def build_model(cfg: TrainConfig, scene: Scene | None = None) -> NerfModel:
+    """The untrained model of `cfg` (seeded); a feature grid spans `scene`'s box (a checkpoint's box otherwise)."""
     torch.manual_seed(cfg.seed)
-    return NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0, mlp=cfg.mlp)
+    model = NerfModel(cfg.model.field_config(), fine=cfg.model.fine and cfg.render.n_fine > 0, mlp=cfg.mlp)
+    if model.features is not None and scene is not None:
+        if scene.aabb is None:
+            raise ConfigError(f"model.encoding 'grid' needs a bounded scene; {scene.source} has no bounding box "
+                              f"(forward-facing / unbounded): use encoding 'frequency'")
+        model.features.set_bounds(scene.aabb[0], scene.aabb[1])
+    return model
 
 
 def parameter_shapes(cfg: TrainConfig) -> dict[str, tuple[int, ...]]:
@@ -163,6 +174,12 @@ def parameter_shapes(cfg: TrainConfig) -> dict[str, tuple[int, ...]]:
     (a checkpoint is checked against these before any memory is allocated for the network)."""
     nets = ("coarse", "fine") if cfg.model.fine and cfg.render.n_fine > 0 else ("coarse",)
     shapes = {}
+    field = cfg.model.field_config()
+    if field.encoding == "grid":
+        for name in GRID_BUFFERS:
+            shapes[name] = (3,)
+        for level, r in enumerate(level_resolutions(field.grid_levels, field.grid_resolution)):
+            shapes[f"features.tables.{level}"] = (1, field.grid_features, r, r, r)
     for net in nets:
         for layer in field_topology(cfg.model.field_config()).layers:
             shapes[f"{net}.{layer.name}.weight"] = (layer.out_features, layer.in_features)
@@ -179,8 +196,11 @@ def checkpoint_config(path: str | Path, ckpt: Checkpoint) -> TrainConfig:
         raise CheckpointError(str(e)) from None
     with nested(f"{path}: config", CheckpointError):
         cfg.validate()
-    check_state(path, ckpt, parameter_shapes(cfg))
+    check_state(path, ckpt, parameter_shapes(cfg), buffers=GRID_BUFFERS)
     _check_grid(path, ckpt, cfg)
+    if cfg.model.encoding == "grid" and not bool((ckpt.model["features.hi"] > ckpt.model["features.lo"]).all()):
+        raise CheckpointError(f"{path}: the feature grid's box is empty (model/features.hi must exceed "
+                              f"model/features.lo on every axis)")
     return cfg
 
 
@@ -269,7 +289,7 @@ class Trainer:
         self.masks = {k: v.bool().to(self.device) for k, v in (masks or {}).items()}
         self.progress, self.extra = progress, dict(extra or {})
         self.snapshots = set(snapshots)  # iterations whose weights are saved as snapshot-<it>.safetensors
-        self.model = build_model(cfg).to(self.device)
+        self.model = build_model(cfg, scene).to(self.device)
         self.teacher = None if teacher is None else Teacher(teacher.model.to(self.device).eval(), teacher.weight)
         if init_state is not None:
             self.model.load_state_dict(init_state)

@@ -46,7 +46,7 @@ MATH_STAGES = {  # every method of RenderMath -> the stage it is counted in
     "positional_encoding": "positional encoding", "positional_encoding_at": "positional encoding",
 }
 STAGE_ORDER = ("ray generation", "sampling (stratified)", "sampling (importance)", "positional encoding",
-               "mask multiply")  # then the layers, "mlp glue", "compositing", "other"
+               "grid encoding", "mask multiply")  # then the layers, "mlp glue", "compositing", "other"
 
 
 class StageClock:
@@ -146,14 +146,21 @@ class _InferenceTimes:
 @contextlib.contextmanager
 def _hooked(model: NerfModel, clock: StageClock) -> Iterator[None]:
     handles = []
+    features = getattr(model, "features", None)  # a feature grid's lookups (encoding "grid"): their own stage
     try:
         for net in model.networks().values():
             handles.extend(_hook_network(clock, net))
+        if features is not None:
+            for name in ("encode_at", "kernel_encode_at"):
+                setattr(features, name, clock.timed("grid encoding", getattr(features, name)))
         with observing(_InferenceTimes(clock)):
             yield
     finally:
         for h in handles:
             h.remove()
+        if features is not None:
+            for name in ("encode_at", "kernel_encode_at"):
+                features.__dict__.pop(name, None)
 
 
 def _one_render(model: NerfModel, cameras: Cameras, index: int, cfg: RenderConfig, background,
@@ -180,8 +187,8 @@ def profile_render(
     """Seconds per stage of rendering view `index` (median over `repeats` after one warm-up); `mlp` as `render_view`'s.
 
     Keys: "ray generation", "sampling (stratified)", "sampling (importance)",
-    "positional encoding", "mask multiply" (masked models only), "layer <name>"
-    per MLP layer (e.g. "layer pts.0", coarse + fine; "layer network + encoding (fused)" for a network run as
+    "positional encoding", "grid encoding" (feature-grid models), "mask multiply" (masked models only),
+    "layer <name>" per MLP layer (e.g. "layer pts.0", coarse + fine; "layer network + encoding (fused)" for a network run as
     one kernel), "mlp glue", "compositing",
     "other" and "total" (wall time of the whole render). The stages add up to "total".
     """

@@ -2,6 +2,7 @@
 
 - `config`: `FieldConfig` (one MLP's size), `PRESETS`, `NerfModelConfig` (coarse + fine), `MLPConfig`
   (precision, training backward);
+- `feature_grid`: `FeatureGrid`, the multiresolution feature grid of `encoding = "grid"` models;
 - `density`: the density activation (raw density head output -> density), applied by every renderer;
 - `topology`: the layer layout (`nerf_topology`), stated once; pruning addresses layers by its names;
 - `mlp`: `NerfMLP` (dense, built from the topology) and `NerfModel` (coarse + fine);

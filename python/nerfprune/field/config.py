@@ -21,6 +21,15 @@ def encoded_width(n_frequencies: int, dims: int = 3) -> int:
     return dims * (1 + 2 * n_frequencies)
 
 
+ENCODINGS = {  # implemented in nerfprune.field.feature_grid (grid) and taichi_kernels.encoding (frequency)
+    "frequency": "NeRF's positional encoding: the point and a sin and cos per octave (the original, the 2022 study)",
+    "grid": "a multiresolution dense feature grid over the scene's box (trilinear), the point first; the scene lives "
+            "in the tables and the MLP only decodes (needs a bounded scene)",
+}
+MAX_GRID_RESOLUTION = 512  # cells per side of the finest level (512^3 x 2 features: 1 GB of fp32)
+MAX_GRID_LEVELS = 16
+MAX_GRID_ENTRIES = 2**28  # table entries of one grid, all levels
+
 DENSITY_ACTIVATIONS = {  # implemented in nerfprune.field.density (kept here: reading configs loads no torch)
     "relu": "max(raw, 0), the original NeRF and the 2022 study (a head negative everywhere gets no gradient)",
     "softplus": "softplus(raw - 1), as mip-NeRF: positive, gradient everywhere",
@@ -38,9 +47,16 @@ class FieldConfig:
     pos_frequencies: int = 10  # positional-encoding frequencies for positions (input included)
     dir_frequencies: int = 4  # positional-encoding frequencies for view directions
     density_activation: str = "relu"  # raw density -> density: "relu", "softplus" or "trunc_exp" (DENSITY_ACTIVATIONS)
+    encoding: str = "frequency"  # position encoding: "frequency" or "grid" (ENCODINGS)
+    grid_levels: int = 6  # grid encoding: tables, resolutions geometric from 16 to grid_resolution
+    grid_resolution: int = 96  # grid encoding: cells per side of the finest table
+    grid_features: int = 2  # grid encoding: channels per table
+    grid_scale: float = 10.0  # grid encoding: features = scale x table entries (Adam moves them scale x lr)
 
     @property
     def pos_features(self) -> int:
+        if self.encoding == "grid":
+            return 3 + self.grid_levels * self.grid_features
         return encoded_width(self.pos_frequencies)
 
     @property
@@ -68,12 +84,29 @@ class NerfModelConfig:
     width: int | None = None  # override the preset's width
     fine: bool = True  # train a separate fine network for the importance samples
     density_activation: str = "relu"  # how the density head's raw output becomes a density (nerfprune.field.density)
+    encoding: str = "frequency"  # position encoding: "frequency" (NeRF's, the 2022 study) or "grid" (a multiresolution feature grid, ENCODINGS)
+    grid_levels: int = 6  # grid encoding: number of tables, resolutions geometric from 16 to grid_resolution
+    grid_resolution: int = 96  # grid encoding: cells per side of the finest table
+    grid_features: int = 2  # grid encoding: channels per table
+    grid_scale: float = 10.0  # grid encoding: features = scale x table entries, so Adam moves them scale x lr
 
     def validate(self) -> None:
         """Types, the preset, and sizes bounded (docs/validation.md) so no config asks for absurd memory."""
         check_fields(self)
         check_choice("preset", self.preset, PRESETS, "network preset")
         check_choice("density_activation", self.density_activation, DENSITY_ACTIVATIONS, "density activation")
+        check_choice("encoding", self.encoding, ENCODINGS, "position encoding")
+        check_range("grid_levels", self.grid_levels, 1, MAX_GRID_LEVELS)
+        check_range("grid_resolution", self.grid_resolution, 2, MAX_GRID_RESOLUTION)
+        check_range("grid_features", self.grid_features, 1, 64)
+        check_range("grid_scale", self.grid_scale, 0.0, 1e6, low_open=True)
+        if self.encoding == "grid":
+            from nerfprune.field.feature_grid import level_resolutions  # torch-free
+
+            entries = self.grid_features * sum(r**3 for r in level_resolutions(self.grid_levels, self.grid_resolution))
+            if entries > MAX_GRID_ENTRIES:
+                raise ConfigError(f"grid_features x the cells of every level must be <= 2^28 (1 GB of fp32 per "
+                                  f"grid), got {entries}")
         if self.depth is not None:
             check_range("depth", self.depth, 1, MAX_DEPTH)
         if self.width is not None:
@@ -94,6 +127,8 @@ class NerfModelConfig:
         if self.width is not None:
             cfg.width = self.width
         cfg.density_activation = self.density_activation
+        cfg.encoding, cfg.grid_levels, cfg.grid_resolution = self.encoding, self.grid_levels, self.grid_resolution
+        cfg.grid_features, cfg.grid_scale = self.grid_features, self.grid_scale
         if cfg.depth < 1 or cfg.width < 2:
             raise ConfigError(f"network depth must be >= 1 and width >= 2, got depth={cfg.depth}, width={cfg.width}")
         return cfg

@@ -19,6 +19,7 @@ from torch import nn
 
 from nerfprune.field.config import FieldConfig, MLPConfig
 from nerfprune.field.density import activate_density
+from nerfprune.field.feature_grid import FeatureGrid
 from nerfprune.field.topology import Topology, nerf_topology
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "none": lambda x: x}
@@ -94,6 +95,10 @@ class NerfModel(nn.Module):
         super().__init__()
         self.field_cfg = cfg
         self.mlp = mlp or MLPConfig()
+        # encoding "grid": one feature grid, read by both networks (nerfprune.field.feature_grid)
+        self.features: FeatureGrid | None = None
+        if cfg.encoding == "grid":
+            self.features = FeatureGrid(cfg.grid_levels, cfg.grid_resolution, cfg.grid_features, cfg.grid_scale)
         self.coarse: nn.Module = NerfMLP(cfg)
         self.fine: nn.Module | None = NerfMLP(cfg) if fine else None
 
@@ -113,6 +118,13 @@ class NerfModel(nn.Module):
             return self.fine
         return self.coarse
 
+    def encode_points(self, points: torch.Tensor, encode) -> torch.Tensor:
+        """The network input [N, P] at points [N, 3]: the feature grid's, or `encode(points, pos_frequencies)`
+        (a `RenderMath.positional_encoding`) for the frequency encoding."""
+        if self.features is not None:
+            return self.features(points)
+        return encode(points, self.field_cfg.pos_frequencies)
+
     @torch.no_grad()
     def density(self, points: torch.Tensor, encode) -> torch.Tensor:
         """Density [N] >= 0 at world points [N, 3]: the larger of the networks' (what the occupancy grid needs).
@@ -120,7 +132,7 @@ class NerfModel(nn.Module):
         `encode(x, n_frequencies)` is the positional encoding to use (a `RenderMath.positional_encoding`).
         NeRF's density does not depend on the view direction, so a zero direction encoding is passed.
         """
-        pos_enc = encode(points, self.field_cfg.pos_frequencies)  # [N, P]
+        pos_enc = self.encode_points(points, encode)  # [N, P]
         dir_enc = pos_enc.new_zeros(points.shape[0], self.field_cfg.dir_features)  # [N, Dd]
         activation = self.field_cfg.density_activation
         sigma = [activate_density(net(pos_enc, dir_enc)[0][:, 0], activation) for net in self.networks().values()]

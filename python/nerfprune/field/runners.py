@@ -51,7 +51,7 @@ def run_network_rays(
 
 def infer_field(
     net: torch.nn.Module, origins: torch.Tensor, dirs: torch.Tensor, t: torch.Tensor, ray_index: torch.Tensor,
-    dir_enc: torch.Tensor, pos_frequencies: int, math, chunk: int, mlp: MLPConfig,
+    dir_enc: torch.Tensor, pos_frequencies: int, math, chunk: int, mlp: MLPConfig, features=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw density [n] and colour [n, 3] at the sample points origins[r] + t dirs[r], r = ray_index [n], of rays
     origins, dirs [B, 3] with direction encodings dir_enc [B, D]; no gradient.
@@ -61,7 +61,8 @@ def infer_field(
     that measured faster (Taichi backend only, `nerfprune.field.fused`); "first-layer" the same plan with only
     the first layer fused; "unfused" with no fusion (the encoding stored apart, every layer torch's); "reference"
     (or a network without a plan) its own forward on every sample's full encoding and gathered direction
-    encoding, as the original code.
+    encoding, as the original code. `features` (a `FeatureGrid`, models with encoding "grid") replaces the
+    positional encoding; the Rust kernels, which compute the frequency encoding themselves, are not used then.
     """
     from nerfprune.field.inference import plan_for
 
@@ -71,10 +72,13 @@ def infer_field(
     with torch.no_grad():
         if plan is None:
             points = origins[ray_index] + t[:, None] * dirs[ray_index]  # [n, 3]
-            pos_enc = math.positional_encoding(points, pos_frequencies)  # [n, P]
+            pos_enc = math.positional_encoding(points, pos_frequencies) if features is None else features(points)  # [n, P]
             return run_network(net, pos_enc, dir_enc[ray_index], chunk, mlp.precision)
         # the fused kernels replace the Taichi encoding kernel (the torch backend stays the reference)
         fuse = INFERENCE_FUSION[mlp.inference] if getattr(math, "name", "") == "taichi" else "off"
+        if features is not None:  # the Taichi lookup kernel, or the torch reference (grid_sample) on the torch backend
+            encode = features.kernel_encode_at if getattr(math, "name", "") == "taichi" else features.encode_at
+            return plan.run(origins, dirs, t, ray_index, dir_enc, pos_frequencies, encode, chunk, fuse="off")
         return plan.run(origins, dirs, t, ray_index, dir_enc, pos_frequencies, math.positional_encoding_at, chunk,
                         fuse=fuse)
 

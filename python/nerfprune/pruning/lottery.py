@@ -174,7 +174,7 @@ def _rewind_state(parent_dir: Path, parent_cfg: TrainConfig, scene: Scene, cfg: 
     if cfg.rewind in ("finetune", "continue"):  # "continue": round 1 starts from the pre-trained weights
         return pretrained
     if cfg.rewind == "init":
-        return build_model(parent_cfg).state_dict()
+        return build_model(parent_cfg, scene).state_dict()  # a feature grid keeps the scene's box
     snapshot = parent_dir / f"snapshot-{cfg.rewind_iteration}.safetensors"
     if snapshot.exists():
         return _read_snapshot(snapshot, parent_cfg)
@@ -244,7 +244,7 @@ def revive_density_heads(reference: NerfModel, init: dict[str, torch.Tensor], ma
         return {}
     cells = occupied[torch.randint(occupied.numel(), (REVIVE_POINTS,), generator=gen)]
     points = grid.cell_points(cells, torch.rand((REVIVE_POINTS, 3), generator=gen)).to(reference.device)
-    pos_enc = positional_encoding(points, reference.field_cfg.pos_frequencies)  # [N, P]
+    pos_enc = reference.encode_points(points, positional_encoding)  # [N, P]
     dir_enc = pos_enc.new_zeros(points.shape[0], reference.field_cfg.dir_features)  # [N, Dd]
     masked = {k: (v * masks[k] if k in masks else v) for k, v in init.items()}
     shifts = {}
