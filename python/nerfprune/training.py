@@ -30,8 +30,7 @@ from nerfprune.checkpoint import (Checkpoint, check_state, check_tensors, flatte
 from nerfprune.config import (atomic_write_bytes, check_fields, check_range, from_dict, make_dir, nested, save_config,
                               to_dict)
 from nerfprune.errors import CheckpointError, ConfigError, MaskError, SceneError, TrainingDiverged
-from nerfprune.field.config import MLPConfig, NerfModelConfig
-from nerfprune.field.feature_grid import level_resolutions
+from nerfprune.field.config import MLPConfig, NerfModelConfig, level_resolutions
 from nerfprune.field.mlp import NerfModel, field_topology
 from nerfprune.loss import Teacher, auto_block_points, loss_and_backward
 from nerfprune.provenance import record_scene, scene_fingerprint

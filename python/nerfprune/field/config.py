@@ -29,6 +29,22 @@ ENCODINGS = {  # implemented in nerfprune.field.feature_grid (grid) and taichi_k
 MAX_GRID_RESOLUTION = 512  # cells per side of the finest level (512^3 x 2 features: 1 GB of fp32)
 MAX_GRID_LEVELS = 16
 MAX_GRID_ENTRIES = 2**28  # table entries of one grid, all levels
+GRID_BASE_RESOLUTION = 16  # cells per side of the feature grid's coarsest level
+
+
+def level_resolutions(levels: int, resolution: int) -> tuple[int, ...]:
+    """Cells per side of each feature-grid level: geometric from GRID_BASE_RESOLUTION (or `resolution`, if
+    smaller) to `resolution`."""
+    base = min(GRID_BASE_RESOLUTION, resolution)
+    if levels == 1:
+        return (resolution,)
+    growth = (resolution / base) ** (1.0 / (levels - 1))
+    return tuple(int(round(base * growth**level)) for level in range(levels))
+
+
+def grid_encoded_width(levels: int, features: int) -> int:
+    """Features of the grid encoding: the 3 coordinates and `features` per level."""
+    return 3 + levels * features
 
 DENSITY_ACTIVATIONS = {  # implemented in nerfprune.field.density (kept here: reading configs loads no torch)
     "relu": "max(raw, 0), the original NeRF and the 2022 study (a head negative everywhere gets no gradient)",
@@ -56,7 +72,7 @@ class FieldConfig:
     @property
     def pos_features(self) -> int:
         if self.encoding == "grid":
-            return 3 + self.grid_levels * self.grid_features
+            return grid_encoded_width(self.grid_levels, self.grid_features)
         return encoded_width(self.pos_frequencies)
 
     @property
@@ -101,8 +117,6 @@ class NerfModelConfig:
         check_range("grid_features", self.grid_features, 1, 64)
         check_range("grid_scale", self.grid_scale, 0.0, 1e6, low_open=True)
         if self.encoding == "grid":
-            from nerfprune.field.feature_grid import level_resolutions  # torch-free
-
             entries = self.grid_features * sum(r**3 for r in level_resolutions(self.grid_levels, self.grid_resolution))
             if entries > MAX_GRID_ENTRIES:
                 raise ConfigError(f"grid_features x the cells of every level must be <= 2^28 (1 GB of fp32 per "

@@ -6,9 +6,9 @@ the scene lives in trainable tables, as in DVGO and instant-ngp's dense levels, 
 a short feature vector; pruning the MLP then removes decoding capacity, not the scene.
 
 `levels` cubic tables of `features` channels over the scene's bounding box, resolutions geometric from
-`BASE_RESOLUTION` to `resolution`; a point's features are the trilinear interpolation of each table
-(torch's `grid_sample`, whose gradient reaches the tables), times `scale`. The encoding the MLP reads is
-[x, y, z, level 0 features, level 1 features, ...]: the raw coordinates first (as the frequency encoding),
+16 to `resolution` (`field.config.level_resolutions`, torch-free); a point's features are the trilinear
+interpolation of each table (torch's `grid_sample`, whose gradient reaches the tables), times `scale`.
+The encoding the MLP reads is [x, y, z, level 0 features, level 1 features, ...]: the raw coordinates first (as the frequency encoding),
 so structured pruning's `prune_inputs` keeps them (`POS_KEPT`).
 
 `scale`: Adam moves every table entry by about lr per step; features scaled by `scale` move `scale` x lr,
@@ -21,22 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BASE_RESOLUTION = 16  # cells per side of the coarsest level
+from nerfprune.field.config import grid_encoded_width, level_resolutions
+
 INIT_RANGE = 1e-4  # tables start uniform in [-INIT_RANGE, INIT_RANGE] (instant-ngp)
-
-
-def level_resolutions(levels: int, resolution: int) -> tuple[int, ...]:
-    """Cells per side of each level: geometric from BASE_RESOLUTION (or `resolution`, if smaller) to `resolution`."""
-    base = min(BASE_RESOLUTION, resolution)
-    if levels == 1:
-        return (resolution,)
-    growth = (resolution / base) ** (1.0 / (levels - 1))
-    return tuple(int(round(base * growth**level)) for level in range(levels))
-
-
-def grid_encoded_width(levels: int, features: int) -> int:
-    """Features of the grid encoding: the 3 coordinates and `features` per level."""
-    return 3 + levels * features
 
 
 class FeatureGrid(nn.Module):
